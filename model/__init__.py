@@ -1,0 +1,7 @@
+"""SeeClear (NeurIPS 2024) in PyTorch: Semantic Distiller, Pixel Condenser, InCAM, CaTeGory and the blurring-ResShift
+diffusion process. See ``model/README.md`` and ``shared/docs/SEECLEAR.md``.
+
+Depends on torch and einops only: never imports ``seeclear_bench`` or ray, does no file I/O and no device moves.
+The networks and the diffusion process arrive with the model issue; this package is their skeleton.
+"""
+from __future__ import annotations

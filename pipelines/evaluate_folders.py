@@ -1,0 +1,56 @@
+"""``seeclear-bench evaluate``: score an outside method's predicted clips against ground truth, one Ray task per clip."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from seeclear_bench import io
+from seeclear_bench.errors import SeeClearError
+from seeclear_bench.stages import score_clip_pair
+from pipelines._ray import connect, run_tasks
+
+
+def run(
+    pred_url: str,
+    gt_url: str,
+    *,
+    method: str,
+    dataset: str,
+    protocol: str,
+    metrics: Sequence[str],
+    out_url: str,
+    address: str | None = None,
+    progress: bool = True,
+    task_cpus: float = 0.5,
+) -> pd.DataFrame:
+    """Score every ground-truth clip against the prediction of the same name; returns the per-clip table."""
+    from seeclear_bench.data.sources import discover_clips
+    from seeclear_bench.metrics.tables import clip_table, save_table
+    from seeclear_bench.provenance import code_version, device_name
+
+    io.check_writable(out_url)
+    gts = {ref.clip_id: ref for ref in discover_clips(gt_url, dataset=dataset)}
+    preds = {ref.clip_id: ref for ref in discover_clips(pred_url, dataset=dataset)}
+    missing = sorted(set(gts) - set(preds))
+    extra = sorted(set(preds) - set(gts))
+    if missing or extra:
+        raise SeeClearError(
+            f"predictions and ground truth name different clips: missing predictions {missing or 'none'}, "
+            f"predictions without ground truth {extra or 'none'}"
+        )
+    connect(address)
+    calls = [(preds[c], gts[c]) for c in sorted(gts)]
+    results = run_tasks(_score, [(p, g, method, dataset, tuple(metrics), protocol) for p, g in calls],
+                        desc="evaluate", num_cpus=task_cpus, progress=progress)
+    frames = pd.DataFrame([row for part in results for row in part])
+    for key, value in {**code_version(), "device": device_name(), "predictions": pred_url, "ground_truth": gt_url}.items():
+        frames[key] = value
+    save_table(frames, io.join(out_url, "frames"))
+    clips = clip_table(frames)
+    save_table(clips, io.join(out_url, "clips"))
+    return clips
+
+
+def _score(pred, gt, method, dataset, metrics, protocol):  # noqa: ANN001, ANN202 - Ray task shim
+    return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocol_name=protocol)

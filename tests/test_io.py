@@ -1,0 +1,65 @@
+"""fsspec storage helpers: atomic writes, URLs of several protocols, clear errors."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from seeclear_bench import io
+from seeclear_bench.errors import SeeClearError
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out" / "a.bin"
+    with pytest.raises(RuntimeError):
+        with io.atomic_open(str(target)) as f:
+            f.write(b"half")
+            raise RuntimeError("crash mid-write")
+    assert not target.exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # the temporary file is gone too
+
+
+def test_write_read_and_checksum_local_and_file_url(tmp_path):
+    for url in (str(tmp_path / "x.bin"), f"file://{tmp_path}/y.bin"):
+        io.write_bytes(url, b"hello")
+        assert io.read_bytes(url) == b"hello"
+        assert io.sha256_url(url) == io.sha256_bytes(b"hello")
+        assert io.exists(url)
+
+
+def test_memory_filesystem_round_trip():
+    io.write_json("memory://seeclear-test/io/rec.json", {"a": 1})
+    assert io.read_json("memory://seeclear-test/io/rec.json") == {"a": 1}
+    (listed,) = io.listdir("memory://seeclear-test/io")
+    assert listed.startswith("memory://") and io.basename(listed) == "rec.json"
+    assert io.read_json(listed) == {"a": 1}  # a listed URL reads back as it is
+
+
+def test_missing_file_is_one_line_error(tmp_path):
+    with pytest.raises(SeeClearError, match="expected a file at .*nope"):
+        io.read_bytes(str(tmp_path / "nope"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; covered by the read-only protocol test")
+def test_unwritable_output(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(SeeClearError, match="not writable"):
+        io.check_writable(str(locked / "sub"))
+
+
+def test_unwritable_output_file_in_the_way(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SeeClearError, match="not writable"):
+        io.check_writable(str(blocker / "run"))
+
+
+def test_http_is_read_only():
+    with pytest.raises(SeeClearError, match="read-only"):
+        io.write_bytes("https://example.invalid/x.bin", b"x")
+
+
+def test_join_uses_forward_slashes():
+    assert io.join("s3://bucket/a/", "b", "/c.tar") == "s3://bucket/a/b/c.tar"
