@@ -48,12 +48,23 @@ def discover(cfg: RunConfig, run_url: str) -> dict[str, list[Any]]:
     return found
 
 
-def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Write the shard sets of every source; returns the manifests by dataset."""
+def run(
+    cfg: RunConfig,
+    run_url: str,
+    spec_hash: str,
+    *,
+    clips: dict[str, list[Any]] | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Write the shard sets of every source; returns the manifests by dataset.
+
+    Args:
+        clips: Clips per dataset from :func:`discover` (discovered here when not given).
+    """
     from seeclear_bench.data.shards import write_manifest
     from seeclear_bench.provenance import record
 
-    clips = discover(cfg, run_url)
+    clips = clips or discover(cfg, run_url)
     calls, owners = [], []
     for source in cfg.data.sources:
         refs = clips[source.name]

@@ -47,6 +47,7 @@ def run(
     from pipelines._ray import connect
 
     io.check_writable(out_url)
+    clips = prepare.discover(cfg, out_url) if "prepare" in cfg.stages else {}  # bad sources fail before Ray starts
     digest = write_spec(cfg, out_url)
     result = RunResult(out_url=out_url, spec_hash=digest)
     connect(address, num_cpus=cfg.ray.num_cpus)
@@ -54,7 +55,7 @@ def run(
     for stage in cfg.stages:
         started = time.perf_counter()
         if stage == "prepare":
-            result.manifests = prepare.run(cfg, out_url, digest, progress=progress)
+            result.manifests = prepare.run(cfg, out_url, digest, clips=clips, progress=progress)
         elif stage == "upscale":
             result.upscaled = upscale.run(cfg, out_url, digest, progress=progress)
         elif stage == "evaluate":

@@ -99,6 +99,8 @@ class DegradeConfig:
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4, 8):
             raise SeeClearError(f"degrade.scale must be one of 2, 3, 4, 8, got {self.scale}")
+        if self.kind == "blur-downsample" and self.scale not in (2, 3, 4):
+            raise SeeClearError(f"degrade.kind 'blur-downsample' is defined for scales 2, 3 and 4 (BasicSR), got {self.scale}")
         if self.realistic:
             self.realistic_params()  # validates field names and values now, before any work starts
 

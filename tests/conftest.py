@@ -29,3 +29,43 @@ def ray_session():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+# -- an S3 endpoint on loopback (moto's server speaks the S3 protocol; s3fs talks to it for real) ------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+S3_PORT = _free_port()
+# Set before Ray starts so that Ray workers inherit them: fsspec reads FSSPEC_<PROTOCOL>_<KWARG> at import.
+os.environ.setdefault("FSSPEC_S3_ENDPOINT_URL", f"http://127.0.0.1:{S3_PORT}")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 endpoint for the session; yields a function making a fresh bucket URL."""
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    import itertools
+
+    import fsspec
+
+    counter = itertools.count()
+
+    def make_bucket() -> str:
+        name = f"bucket-{next(counter)}"
+        fs = fsspec.filesystem("s3", endpoint_url=os.environ["FSSPEC_S3_ENDPOINT_URL"], skip_instance_cache=True)
+        fs.mkdir(name)
+        return f"s3://{name}"
+
+    yield make_bucket
+    server.stop()

@@ -1,0 +1,92 @@
+"""The installed console script: help texts, one-line errors with non-zero exit, cheap imports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = [sys.executable, "-m", "seeclear_bench.cli"]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_help_lists_every_command():
+    out = cli("--help")
+    assert out.returncode == 0
+    for command in ("run", "degrade", "prepare", "evaluate", "leaderboard", "info"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "degrade", "prepare", "evaluate", "leaderboard", "info"])
+def test_every_command_explains_itself(command):
+    out = cli(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout and len(out.stdout.splitlines()) > 5
+
+
+def test_import_is_cheap():
+    code = ("import sys, seeclear_bench, seeclear_bench.config, seeclear_bench.cli; "
+            "print([m for m in ('ray', 'torch', 'pyiqa', 'webdataset', 'model') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def _one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_unknown_key_in_spec(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[data.sources]]\nname = "a"\nurl = "demo"\n[degrade]\nscael = 4\n')
+    line = _one_line_error(cli("run", str(spec), "--out", str(tmp_path / "out")))
+    assert "degrade.scael" in line and "did you mean 'scale'" in line
+    assert not (tmp_path / "out").exists()  # rejected before anything is written
+
+
+def test_wrong_type_in_spec(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('seed = "zero"\n[[data.sources]]\nname = "a"\nurl = "demo"\n')
+    line = _one_line_error(cli("run", str(spec)))
+    assert "seed must be int, got str 'zero'" in line
+
+
+def test_missing_spec_file(tmp_path):
+    line = _one_line_error(cli("run", str(tmp_path / "absent.toml")))
+    assert "absent.toml" in line
+
+
+def test_missing_source(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[[data.sources]]\nname = "a"\nurl = "{tmp_path / "no-such-dir"}"\n')
+    line = _one_line_error(cli("prepare", str(spec), "--out", str(tmp_path / "out"), "--no-progress"))
+    assert "no-such-dir" in line
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    line = _one_line_error(cli("run", "--out", str(blocker / "run")))
+    assert "not writable" in line
+
+
+def test_debug_shows_traceback(tmp_path):
+    out = cli("--debug", "run", str(tmp_path / "absent.toml"))
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_info_reports_versions_and_protocols():
+    out = cli("info")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["packages"]["torch"].startswith("2.14.1")
+    assert "basicsr-reds4-rgb" in data["protocols"] and len(data["protocols"]["basicsr-reds4-rgb"]) >= 8
+    assert {"psnr", "ssim"} <= set(data["metrics"])

@@ -1,0 +1,348 @@
+"""Shard write/read round trips, integrity errors, manifests and the WebDataset/torch reader."""
+from __future__ import annotations
+
+import io as _pyio
+import json
+import re
+import tarfile
+import uuid
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seeclear_bench import io
+from seeclear_bench.data import schema, shards
+from seeclear_bench.data.frames import encode_png
+from seeclear_bench.errors import SeeClearError
+
+
+def _texture(rng: np.random.Generator, t: int, h: int, w: int) -> np.ndarray:
+    """Random texture frames (t h w 3) uint8: noise over a gradient, so PNG filters see real structure."""
+    ramp = np.linspace(0, 200, w, dtype=np.float64)[None, None, :, None]
+    noise = rng.integers(0, 56, size=(t, h, w, 3))
+    return np.clip(ramp + noise, 0, 255).astype(np.uint8)
+
+
+def _sample(rng: np.random.Generator, dataset: str, clip: str, start: int, t: int = 3, h: int = 6, w: int = 8,
+            scale: int = 4) -> shards.Sample:
+    return shards.Sample.create(
+        dataset=dataset, clip_id=clip, frame_indices=range(start, start + t),
+        lr=_texture(rng, t, h, w), hr=_texture(rng, t, h * scale, w * scale),
+        meta={"scale": scale, "degradation": "bd", "degradation_params": {"sigma": np.float64(1.6), "size": (13, 13)},
+              "seed": 7, "spec_hash": "abc123"},
+    )
+
+
+def _assert_same(got: shards.Sample, want: shards.Sample) -> None:
+    assert got.key == want.key and got.dataset == want.dataset and got.clip_id == want.clip_id
+    assert got.frame_indices == want.frame_indices
+    assert got.lr.dtype == np.uint8 and np.array_equal(got.lr, want.lr)
+    assert got.hr.dtype == np.uint8 and np.array_equal(got.hr, want.hr)
+    assert got.meta == want.meta
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def memory_root():
+    root = f"memory://seeclear-test-{uuid.uuid4().hex[:8]}"
+    yield root
+    fs, path = io.split(root)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+@pytest.fixture
+def two_shards(tmp_path, rng):
+    """Two shards of 3 and 2 samples (different datasets and frame sizes) and the samples by key."""
+    a = [_sample(rng, "reds", "000", s) for s in (6, 0, 3)]  # unsorted on purpose
+    b = [_sample(rng, "Vid4", "city.v2", s, t=2, h=5, w=7) for s in (0, 2)]
+    infos = [shards.write_shard(str(tmp_path / "shard-000000.tar"), a),
+             shards.write_shard(str(tmp_path / "shard-000001.tar"), b)]
+    return infos, {s.key: s for s in a + b}
+
+
+# -- keys and layout ---------------------------------------------------------------------------------------------
+def test_sample_key_plain_and_sanitised():
+    assert schema.sample_key("reds", "000", 12) == "reds__000__000012"
+    key = schema.sample_key("REDS.4", "a/b c", 3)
+    assert re.fullmatch(r"REDS-4__a-b-c-[0-9a-f]{8}__000003", key)
+    with pytest.raises(ValueError):
+        schema.sample_key("reds", "000", -1)
+    with pytest.raises(ValueError):
+        schema.sample_key("", "000", 0)
+
+
+@pytest.mark.parametrize("pair_a, pair_b", [
+    (("a.b", "c"), ("a-b", "c")),        # replaced char vs literal dash
+    (("a.b", "c"), ("a/b", "c")),        # two different replaced chars
+    (("a_", "b"), ("a", "_b")),          # underscores merging into the separator
+    (("a__b", "c"), ("a", "b__c")),      # separator inside a name
+])
+def test_sample_key_keeps_distinct_names_distinct(pair_a, pair_b):
+    key_a, key_b = schema.sample_key(*pair_a, 0), schema.sample_key(*pair_b, 0)
+    assert key_a != key_b
+    assert schema.KEY_ALLOWED.fullmatch(key_a) and schema.KEY_ALLOWED.fullmatch(key_b)
+
+
+def test_encode_sample_members_and_meta(rng):
+    sample = _sample(rng, "reds", "000", 10, t=2)
+    members = shards.encode_sample(sample)
+    assert list(members) == ["hr.0000.png", "hr.0001.png", "lr.0000.png", "lr.0001.png", "meta.json"]
+    assert members["lr.0001.png"] == encode_png(sample.lr[1])
+    meta = json.loads(members["meta.json"])
+    assert meta["dataset"] == "reds" and meta["clip"] == "000" and meta["frame_indices"] == [10, 11]
+    assert meta["n_frames"] == 2 and meta["lr_size"] == [6, 8] and meta["hr_size"] == [24, 32]
+    assert meta["sha256"] == {m: io.sha256_bytes(d) for m, d in members.items() if m != "meta.json"}
+    assert meta["degradation_params"] == {"sigma": 1.6, "size": [13, 13]} and meta["scale"] == 4
+
+
+def test_sample_rejects_bad_input(rng):
+    good = _sample(rng, "reds", "000", 0)
+    with pytest.raises(ValueError, match="uint8"):
+        shards.Sample(key=good.key, dataset="reds", clip_id="000", frame_indices=(0, 1, 2),
+                      lr=good.lr.astype(np.float32), hr=good.hr)
+    with pytest.raises(ValueError, match="no dots"):
+        shards.Sample(key="reds.000", dataset="reds", clip_id="000", frame_indices=(0, 1, 2), lr=good.lr, hr=good.hr)
+    with pytest.raises(ValueError, match="sha256"):
+        shards.Sample(key=good.key, dataset="reds", clip_id="000", frame_indices=(0, 1, 2), lr=good.lr, hr=good.hr,
+                      meta={"sha256": {}})
+    with pytest.raises(ValueError, match="frame_indices"):
+        shards.Sample(key=good.key, dataset="reds", clip_id="000", frame_indices=(0, 1), lr=good.lr, hr=good.hr)
+
+
+# -- round trips -------------------------------------------------------------------------------------------------
+def test_iter_shard_round_trip_is_lossless(two_shards):
+    infos, originals = two_shards
+    read = [s for info in infos for s in shards.iter_shard(info.url)]
+    assert [s.key for s in read] == list(infos[0].keys + infos[1].keys)
+    assert all(list(i.keys) == sorted(i.keys) for i in infos) and sorted(originals) == sorted(k.key for k in read)
+    for sample in read:
+        _assert_same(sample, originals[sample.key])
+    assert infos[0].keys == ("reds__000__000000", "reds__000__000003", "reds__000__000006")
+    assert infos[0].n_samples == 3 and infos[1].n_samples == 2
+
+
+def test_shard_bytes_are_deterministic_and_info_is_exact(tmp_path, rng):
+    samples = [_sample(rng, "reds", "011", s) for s in (0, 3)]
+    first = shards.write_shard(str(tmp_path / "a.tar"), samples)
+    second = shards.write_shard(str(tmp_path / "b.tar"), samples[::-1])
+    data = (tmp_path / "a.tar").read_bytes()
+    assert data == (tmp_path / "b.tar").read_bytes()
+    assert first.sha256 == second.sha256 == io.sha256_bytes(data) and first.n_bytes == len(data)
+    assert first.name == "a.tar" and not list(tmp_path.glob(".*tmp*"))  # atomic: no temp file left
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names) and len(names) == 2 * (3 + 3 + 1)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o644)}
+
+
+def test_write_shard_rejects_duplicates_and_empty(tmp_path, rng):
+    sample = _sample(rng, "reds", "000", 0)
+    with pytest.raises(ValueError, match="duplicate"):
+        shards.write_shard(str(tmp_path / "x.tar"), [sample, sample])
+    with pytest.raises(ValueError, match="at least one"):
+        shards.write_shard(str(tmp_path / "x.tar"), [])
+    assert not (tmp_path / "x.tar").exists()
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    frames=st.integers(1, 3), height=st.integers(1, 5), width=st.integers(1, 5), scale=st.sampled_from([1, 2, 4]),
+    starts=st.lists(st.integers(0, 999_999), min_size=1, max_size=3, unique=True), seed=st.integers(0, 2**32 - 1),
+)
+def test_round_trip_property(frames, height, width, scale, starts, seed):
+    rng = np.random.default_rng(seed)
+    samples = [_sample(rng, "prop", "clip", s, t=frames, h=height, w=width, scale=scale) for s in starts]
+    root = f"memory://seeclear-prop-{uuid.uuid4().hex[:8]}"
+    try:
+        info = shards.write_shard(io.join(root, "s.tar"), samples)
+        read = list(shards.iter_shard(io.join(root, "s.tar")))
+    finally:
+        io.remove(root, recursive=True)
+    assert [s.key for s in read] == sorted(s.key for s in samples) == list(info.keys)
+    by_key = {s.key: s for s in samples}
+    for sample in read:
+        _assert_same(sample, by_key[sample.key])
+
+
+def test_memory_urls_end_to_end(memory_root, rng):
+    samples = [_sample(rng, "reds", "020", s) for s in (0, 3, 6)]
+    info = shards.write_shard(io.join(memory_root, "shard-000000.tar"), samples)
+    shards.write_manifest(memory_root, [info], spec_hash="h1", extra={})
+    urls = shards.manifest_shard_urls(memory_root)
+    assert urls == [io.join(memory_root, "shard-000000.tar")]
+    for got, want in zip(shards.iter_shard(urls[0]), samples):
+        _assert_same(got, want)
+    keys = [item["key"] for item in shards.make_webdataset(urls)]
+    assert keys == [s.key for s in samples]
+
+
+# -- integrity ---------------------------------------------------------------------------------------------------
+def _member_offset(path, member_suffix: str) -> tuple[str, int, int]:
+    """(member name, data offset, data size) of the first member whose name ends with ``member_suffix``."""
+    with tarfile.open(path) as tar:
+        for info in tar.getmembers():
+            if info.name.endswith(member_suffix):
+                return info.name, info.offset_data, info.size
+    raise AssertionError(member_suffix)
+
+
+def test_corrupt_png_byte_names_shard_key_and_member(two_shards):
+    infos, _ = two_shards
+    path = infos[0].url
+    name, offset, size = _member_offset(path, "lr.0001.png")
+    data = bytearray(Path(path).read_bytes())
+    data[offset + size // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    key, member = schema.split_tar_name(name)
+    with pytest.raises(SeeClearError, match=rf"member {re.escape(member)}.*sample {key} in shard {re.escape(path)}|"
+                                            rf"sample {key} in shard {re.escape(path)}: member {re.escape(member)}"):
+        list(shards.iter_shard(path))
+    with pytest.raises(SeeClearError, match=key):
+        list(shards.make_webdataset([path]))
+    assert not shards.shard_is_complete(path, infos[0])
+
+
+@pytest.mark.parametrize("cut", ["mid_member", "member_boundary", "sample_boundary", "end_marker"])
+def test_truncated_tar_is_an_error(two_shards, cut):
+    infos, _ = two_shards
+    path = infos[0].url
+    data = Path(path).read_bytes()
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    second_sample = next(m for m in members if m.name.startswith(infos[0].keys[1]))
+    end_of_last = members[-1].offset_data + -(-members[-1].size // 512) * 512
+    keep = {
+        "mid_member": members[3].offset_data + members[3].size // 2,
+        "member_boundary": members[3].offset,
+        "sample_boundary": second_sample.offset,  # whole samples gone: tarfile alone would stop silently here
+        "end_marker": end_of_last,  # every member intact, end-of-archive blocks missing
+    }[cut]
+    Path(path).write_bytes(data[:keep])
+    with pytest.raises(SeeClearError, match=rf"shard {re.escape(path)}"):
+        list(shards.iter_shard(path))
+
+
+def test_missing_or_garbage_shard(tmp_path):
+    with pytest.raises(SeeClearError, match="expected a shard"):
+        list(shards.iter_shard(str(tmp_path / "nope.tar")))
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(SeeClearError, match="truncated or corrupt"):
+        list(shards.iter_shard(str(tmp_path / "junk.tar")))
+
+
+def test_non_contiguous_members_are_an_error(tmp_path, rng):
+    a, b = _sample(rng, "reds", "000", 0, t=1), _sample(rng, "reds", "000", 1, t=1)
+    entries = [(s.key, m, d) for s in (a, b) for m, d in shards.encode_sample(s).items()]
+    entries.append(entries.pop(0))  # a's first member moves behind b's members
+    path = tmp_path / "interleaved.tar"
+    with tarfile.open(path, "w") as tar:
+        for key, member, data in entries:
+            info = tarfile.TarInfo(schema.tar_name(key, member))
+            info.size = len(data)
+            tar.addfile(info, _pyio.BytesIO(data))
+    with pytest.raises(SeeClearError, match=rf"sample {a.key} are not contiguous"):
+        list(shards.iter_shard(str(path)))
+
+
+def test_sample_missing_a_frame_is_an_error(tmp_path, rng):
+    sample = _sample(rng, "reds", "000", 0, t=2)
+    path = tmp_path / "missing.tar"
+    with tarfile.open(path, "w") as tar:
+        for member, data in shards.encode_sample(sample).items():
+            if member != "hr.0001.png":
+                info = tarfile.TarInfo(schema.tar_name(sample.key, member))
+                info.size = len(data)
+                tar.addfile(info, _pyio.BytesIO(data))
+    with pytest.raises(SeeClearError, match=r"hr\.0001\.png"):
+        list(shards.iter_shard(str(path)))
+
+
+# -- manifest ----------------------------------------------------------------------------------------------------
+def test_manifest_round_trip_and_resume_check(tmp_path, two_shards):
+    infos, originals = two_shards
+    as_dicts = [shards.shard_info_dict(infos[1]), infos[0]]  # dicts (task records) and ShardInfo both accepted
+    url = shards.write_manifest(str(tmp_path), as_dicts, spec_hash="deadbeef", extra={"seed": np.int64(3)})
+    manifest = shards.read_manifest(str(tmp_path))
+    assert url == io.join(str(tmp_path), "manifest.json")
+    assert manifest["format"] == schema.MANIFEST_FORMAT and manifest["spec_hash"] == "deadbeef"
+    assert [s["name"] for s in manifest["shards"]] == ["shard-000000.tar", "shard-000001.tar"]
+    assert manifest["total_samples"] == 5 and manifest["n_shards"] == 2
+    assert manifest["total_bytes"] == sum(i.n_bytes for i in infos)
+    assert manifest["extra"] == {"seed": 3} and manifest["seeclear_bench_version"]
+    assert sorted(k for s in manifest["shards"] for k in s["keys"]) == sorted(originals)
+    for entry, info in zip(manifest["shards"], infos):
+        assert entry == shards.shard_info_dict(info)
+        assert shards.shard_is_complete(info.url, entry)
+    assert not shards.shard_is_complete(str(tmp_path / "shard-000009.tar"), manifest["shards"][0])
+    with open(infos[1].url, "ab") as f:
+        f.write(b"\0")
+    assert not shards.shard_is_complete(infos[1].url, manifest["shards"][1])
+
+
+def test_manifest_absent_or_inconsistent(tmp_path, two_shards):
+    infos, _ = two_shards
+    with pytest.raises(SeeClearError, match=r"no manifest\.json in .*incomplete; run prepare again"):
+        shards.read_manifest(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="in both"):
+        shards.write_manifest(str(tmp_path), [infos[0], {**shards.shard_info_dict(infos[0]), "name": "x.tar"}],
+                              spec_hash="h", extra={})
+    with pytest.raises(ValueError, match="not inside"):
+        shards.write_manifest(str(tmp_path / "other"), infos, spec_hash="h", extra={})
+    io.write_json(io.join(str(tmp_path), "manifest.json"), {"format": "something-else"})
+    with pytest.raises(SeeClearError, match="format"):
+        shards.read_manifest(str(tmp_path))
+
+
+# -- WebDataset / torch ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_make_webdataset_with_dataloader(two_shards, num_workers):
+    torch = pytest.importorskip("torch")
+    infos, originals = two_shards
+    loader = torch.utils.data.DataLoader(shards.make_webdataset([i.url for i in infos]), batch_size=None,
+                                         num_workers=num_workers)
+    seen = {}
+    for item in loader:
+        want = originals[item["key"]]
+        assert item["lr"].dtype == torch.float32 and item["lr"].shape == (want.lr.shape[0], 3, *want.lr.shape[1:3])
+        assert float(item["hr"].min()) >= 0.0 and float(item["hr"].max()) <= 1.0
+        lr = (item["lr"] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        hr = (item["hr"] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        assert np.array_equal(lr, want.lr) and np.array_equal(hr, want.hr)
+        assert item["meta"]["clip"] == want.clip_id and item["meta"]["scale"] == want.meta["scale"]
+        seen[item["key"]] = seen.get(item["key"], 0) + 1
+    assert seen == {key: 1 for key in originals}
+
+
+def test_make_webdataset_batches_and_shuffles_deterministically(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    samples = [_sample(rng, "reds", "015", s, t=2) for s in range(0, 16, 2)]
+    urls = [shards.write_shard(str(tmp_path / f"s{i}.tar"), samples[i::2]).url for i in range(2)]
+    plain = [item["key"] for item in shards.make_webdataset(urls)]
+    order_a = [item["key"] for item in shards.make_webdataset(urls, shuffle=True, seed=5, shuffle_buffer=8)]
+    order_b = [item["key"] for item in shards.make_webdataset(urls, shuffle=True, seed=5, shuffle_buffer=8)]
+    assert order_a == order_b and sorted(order_a) == sorted(plain) and order_a != plain
+    batch = next(iter(torch.utils.data.DataLoader(shards.make_webdataset(urls), batch_size=4)))
+    assert batch["lr"].shape == (4, 2, 3, 6, 8) and batch["hr"].shape == (4, 2, 3, 24, 32) and len(batch["key"]) == 4
+
+
+def test_make_webdataset_needs_urls():
+    with pytest.raises(SeeClearError, match="at least one shard"):
+        shards.make_webdataset([])
+
+
+def test_fsspec_file_urls_work(two_shards):
+    infos, originals = two_shards
+    url = "file://" + infos[1].url
+    assert fsspec.core.url_to_fs(url)[0].protocol[0] == "file"
+    for got in shards.iter_shard(url):
+        _assert_same(got, originals[got.key])
