@@ -5,8 +5,6 @@ leaderboards are computed from. Every row carries its protocol name and hash and
 """
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from seeclear_bench import io
@@ -27,10 +25,8 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) 
         for source in cfg.data.sources
         for url in shard_urls(run_url, source.name)
     ]
-    rows: list[dict[str, Any]] = []
-    for part in run_tasks(score_shard, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, progress=progress):
-        rows.extend(part)
-    frames = pd.DataFrame(rows)
+    parts = run_tasks(score_shard, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, progress=progress)
+    frames = pd.concat(parts, ignore_index=True)
     provenance = {**code_version(), "spec_hash": spec_hash, "seed": cfg.seed, "run": cfg.name,
                   "degradation": cfg.degrade.kind, "scale": cfg.degrade.scale, "device": device_name()}
     for key, value in provenance.items():

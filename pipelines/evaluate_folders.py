@@ -43,7 +43,7 @@ def run(
     calls = [(preds[c], gts[c]) for c in sorted(gts)]
     results = run_tasks(_score, [(p, g, method, dataset, tuple(metrics), protocol) for p, g in calls],
                         desc="evaluate", num_cpus=task_cpus, progress=progress)
-    frames = pd.DataFrame([row for part in results for row in part])
+    frames = pd.concat(results, ignore_index=True)
     for key, value in {**code_version(), "device": device_name(), "predictions": pred_url, "ground_truth": gt_url}.items():
         frames[key] = value
     save_table(frames, io.join(out_url, "frames"))

@@ -15,8 +15,8 @@ def run(frames: pd.DataFrame, out_url: str, *, title: str, command: str | None =
     save_table(clips, io.join(out_url, "metrics", "clips"))
     save_table(dataset_table(clips, frames), io.join(out_url, "metrics", "datasets"))
     board = build_leaderboard(frames)
-    save_table(board.reset_index() if isinstance(board.columns, pd.MultiIndex) is False else _flatten(board), io.join(out_url, "leaderboard"))
-    text = leaderboard_markdown(board, title=title, command=command)
+    save_table(_flatten(board) if isinstance(board.columns, pd.MultiIndex) else board.reset_index(), io.join(out_url, "leaderboard"))
+    text = leaderboard_markdown(board, title=title, command=command).rstrip("\n") + "\n"
     io.write_bytes(io.join(out_url, "leaderboard.md"), text.encode("utf-8"))
     return text
 

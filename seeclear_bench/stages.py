@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
@@ -203,23 +204,25 @@ def score_shard(
     run_url: str,
     metrics: Sequence[str],
     protocols: dict[str, str],
-) -> list[dict[str, Any]]:
+) -> pd.DataFrame:
     """Score each method's prediction frames against the HR frames of one shard.
 
     Args:
         protocols: Protocol preset name per dataset (datasets not listed use ``protocols["*"]``).
 
     Returns:
-        Long-format rows: method, dataset, clip, frame, metric, value, protocol, protocol_hash, shard.
+        The per-frame table (``seeclear_bench.metrics.tables`` schema) plus a ``shard`` column.
     """
     from seeclear_bench.data import shards
     from seeclear_bench.data.frames import read_frame
     from seeclear_bench.metrics.protocols import get_protocol
     from seeclear_bench.metrics.registry import compute_frame_metrics
+    from seeclear_bench.metrics.tables import frame_rows
 
-    rows: list[dict[str, Any]] = []
+    parts = []
     for sample in shards.iter_shard(shard_url, verify=True):
         protocol = get_protocol(protocols.get(sample.dataset, protocols["*"]))
+        scored = [sample.frame_indices[i] for i in protocol.frame_indices(len(sample.frame_indices))]
         for name in methods:
             clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
             pred = np.stack([read_frame(io.join(clip_url, frame_name(i))) for i in sample.frame_indices])
@@ -228,14 +231,43 @@ def score_shard(
                     f"prediction of {name} for {sample.dataset}/{sample.clip_id} has shape {pred.shape}, ground truth {sample.hr.shape}"
                 )
             values = compute_frame_metrics(pred, sample.hr, metrics=metrics, protocol=protocol)
-            for metric, per_frame in values.items():
-                for index, value in zip(sample.frame_indices, np.asarray(per_frame, dtype=np.float64)):
-                    rows.append({
-                        "method": name, "dataset": sample.dataset, "clip": sample.clip_id, "frame": int(index),
-                        "metric": metric, "value": float(value), "protocol": protocol.name,
-                        "protocol_hash": protocol.hash, "shard": io.basename(shard_url),
-                    })
-    return rows
+            parts.append(frame_rows(method=name, dataset=sample.dataset, clip=sample.clip_id, values=values,
+                                    protocol=protocol, frames=scored, extra={"shard": io.basename(shard_url)}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def score_clip_pair(
+    pred: Any,
+    gt: Any,
+    *,
+    method: str,
+    dataset: str,
+    metrics: Sequence[str],
+    protocol_name: str,
+) -> pd.DataFrame:
+    """Score one predicted clip against its ground truth (both ``ClipRef``), for outside methods' predictions.
+
+    Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
+    """
+    from seeclear_bench.data.sources import read_clip
+    from seeclear_bench.metrics.protocols import get_protocol
+    from seeclear_bench.metrics.registry import compute_frame_metrics
+    from seeclear_bench.metrics.tables import frame_rows
+
+    protocol = get_protocol(protocol_name)
+    pred_frames, gt_frames = read_clip(pred), read_clip(gt)
+    if len(pred_frames) != len(gt_frames):
+        raise SeeClearError(
+            f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
+        )
+    if pred_frames.shape != gt_frames.shape:
+        raise SeeClearError(
+            f"clip {gt.clip_id}: prediction frames are {pred_frames.shape[1]}x{pred_frames.shape[2]}, "
+            f"ground truth {gt_frames.shape[1]}x{gt_frames.shape[2]}"
+        )
+    values = compute_frame_metrics(pred_frames, gt_frames, metrics=metrics, protocol=protocol)
+    return frame_rows(method=method, dataset=dataset, clip=gt.clip_id, values=values, protocol=protocol,
+                      frames=protocol.frame_indices(len(gt_frames)))
 
 
 def source_config_dict(source: SourceConfig) -> dict[str, Any]:

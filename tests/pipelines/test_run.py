@@ -1,0 +1,155 @@
+"""`seeclear-bench run` end to end on a local Ray: shards, predictions, metrics, leaderboard; resume; bad input."""
+from __future__ import annotations
+
+import dataclasses
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seeclear_bench import io
+from seeclear_bench.config import DataConfig, RunConfig, SourceConfig
+from seeclear_bench.data.frames import read_frame
+from seeclear_bench.errors import SeeClearError
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+
+def _psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, ray_session):
+    from pipelines.run import run
+
+    out = str(tmp_path_factory.mktemp("demo-run"))
+    result = run(RunConfig.demo(), out, progress=False, command="seeclear-bench run")
+    return out, result
+
+
+def test_demo_writes_every_stage(demo_run):
+    out, result = demo_run
+    assert result.manifests["demo-video"]["total_samples"] == 4  # 2 clips x 10 frames, windows of 5
+    assert result.manifests["demo-photo"]["total_samples"] == 6
+    assert result.upscaled == {"written": 20, "skipped": 0}
+    for method in ("bicubic", "lanczos"):
+        pngs = [u for u in io.glob(io.join(out, "predictions", method, "*", "*", "*.png"))]
+        assert len(pngs) == 50
+    frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
+    assert len(frames) == 2 * 50 * 2  # methods x frames x metrics
+    assert set(frames.loc[frames.dataset == "demo-video", "protocol"]) == {"basicsr-vid4-y"}
+    assert set(frames.loc[frames.dataset == "demo-photo", "protocol"]) == {"basicsr-reds4-rgb"}
+    assert frames["value"].notna().all() and np.isfinite(frames["value"]).all()
+    assert {"spec_hash", "git_commit", "seeclear_bench", "seed", "device"} <= set(frames.columns)
+    text = io.read_bytes(io.join(out, "leaderboard.md")).decode()
+    assert "bicubic" in text and "lanczos" in text and "demo-photo" in text and "demo-video" in text
+
+
+def test_table_value_matches_an_independent_psnr(demo_run):
+    out, _ = demo_run
+    frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
+    row = frames[(frames["method"] == "lanczos") & (frames["clip"] == "astronaut_pan") & (frames["frame"] == 7)
+                 & (frames["metric"] == "psnr")].iloc[0]
+    pred = read_frame(io.join(out, "predictions", "lanczos", "demo-photo", "astronaut_pan", "00000007.png"))
+    gt = read_frame(io.join(out, "source", "demo", "astronaut_pan", sorted(
+        io.basename(u) for u in io.glob(io.join(out, "source", "demo", "astronaut_pan", "*.png")))[7]))
+    assert row["value"] == pytest.approx(_psnr_rgb(pred, gt), abs=1e-9)
+    assert 20 < row["value"] < 45
+
+
+def test_bicubic_prediction_is_matlab_imresize_of_the_lr(demo_run):
+    from seeclear_bench.data import shards
+    from seeclear_bench.data.imresize import imresize
+
+    out, _ = demo_run
+    url = io.join(out, "shards", "demo-photo", "demo-photo-00000-00.tar")
+    sample = next(shards.iter_shard(url))
+    expected = imresize(sample.lr, output_shape=sample.hr.shape[1:3])
+    got = np.stack([read_frame(io.join(out, "predictions", "bicubic", sample.dataset, sample.clip_id, f"{i:08d}.png"))
+                    for i in sample.frame_indices])
+    assert np.array_equal(got, expected)
+
+
+def test_rerun_skips_verified_work_and_gives_the_same_table(demo_run):
+    from pipelines.run import run
+
+    out, _ = demo_run
+    before = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
+    again = run(RunConfig.demo(), out, progress=False)
+    assert again.upscaled == {"written": 0, "skipped": 20}
+    after = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
+    cols = ["method", "dataset", "clip", "frame", "metric", "value", "protocol_hash"]
+    pd.testing.assert_frame_equal(before[cols], after[cols])
+
+
+def _flip_byte_in_member(tar_url: str, suffix: str) -> str:
+    with tarfile.open(tar_url) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(suffix))
+    with open(tar_url, "r+b") as f:
+        f.seek(member.offset_data + member.size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    return member.name
+
+
+def _small_spec(url: str, **degrade) -> RunConfig:
+    cfg = RunConfig.demo()
+    source = SourceConfig(name="tiny", url=url, layout="clips", clips=("astronaut_pan",), max_frames=5)
+    cfg = dataclasses.replace(cfg, data=DataConfig(sources=(source,)), evaluate=dataclasses.replace(cfg.evaluate, protocols={}))
+    if degrade:
+        cfg = dataclasses.replace(cfg, degrade=dataclasses.replace(cfg.degrade, **degrade))
+    return cfg
+
+
+def test_corrupt_shard_is_named_and_prepare_rebuilds_it(tmp_path, demo_run):
+    from pipelines.run import run
+
+    out_demo, _ = demo_run
+    out = str(tmp_path / "run")
+    cfg = _small_spec(io.join(out_demo, "source", "demo"))
+    run(dataclasses.replace(cfg, stages=("prepare",)), out, progress=False)
+    tar_url = io.join(out, "shards", "tiny", "tiny-00000-00.tar")
+    member = _flip_byte_in_member(tar_url, "lr.0002.png")
+    with pytest.raises(SeeClearError, match=r"tiny__astronaut_pan__000000 in shard .*tiny-00000-00\.tar") as err:
+        run(dataclasses.replace(cfg, stages=("upscale",)), out, progress=False)
+    assert "lr.0002.png" in str(err.value) and member.startswith("tiny__astronaut_pan")
+    # prepare notices the checksum mismatch, rewrites that shard, and the run then completes
+    result = run(cfg, out, progress=False)
+    assert result.n_rows == 2 * 5 * 2
+
+
+def test_indivisible_hr_refused_when_spec_says_so(tmp_path, ray_session):
+    from pipelines.run import run
+    from seeclear_bench.data.frames import write_frame
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_frame(str(src / "clipA" / f"{i:08d}.png"), rng.integers(0, 255, (34, 50, 3), dtype=np.uint8))
+    cfg = _small_spec(str(src), on_indivisible="error")
+    cfg = dataclasses.replace(cfg, data=DataConfig(sources=(SourceConfig(name="odd", url=str(src), layout="clips"),)))
+    with pytest.raises(SeeClearError, match=r"34x50.*4"):
+        run(cfg, str(tmp_path / "out"), progress=False)
+    assert not io.exists(str(tmp_path / "out" / "shards" / "odd" / "manifest.json"))
+    cropped = run(dataclasses.replace(cfg, degrade=dataclasses.replace(cfg.degrade, on_indivisible="crop")),
+                  str(tmp_path / "out2"), progress=False)
+    assert cropped.manifests["odd"]["total_samples"] == 1
+    sample_meta = cropped.manifests["odd"]
+    assert sample_meta["shards"][0]["n_samples"] == 1
+
+
+def test_whole_pipeline_over_s3(s3_server, ray_session, demo_run):
+    from pipelines.run import run
+
+    out_demo, _ = demo_run
+    bucket = s3_server()
+    out = io.join(bucket, "runs", "tiny")
+    result = run(_small_spec(io.join(out_demo, "source", "demo")), out, progress=False)
+    assert result.n_rows == 2 * 5 * 2
+    names = {io.basename(u) for u in io.listdir(out)}
+    assert {"spec.json", "shards", "predictions", "metrics", "leaderboard.md"} <= names
+    assert not any(".tmp-" in u for u in io.glob(io.join(out, "shards", "tiny", "*")))
