@@ -62,7 +62,7 @@ def run_tasks(
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
     pending = list(refs)
-    with tqdm(total=len(refs), desc=desc, unit="task", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(refs), desc=desc, unit="task", disable=None if progress else True, leave=False) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:

@@ -31,7 +31,7 @@ def degrade_folder(source: SourceConfig, cfg: DegradeConfig, out_url: str, *, se
     io.check_writable(out_url)
     realistic = cfg.realistic_params() if cfg.kind == "realistic" else None
     n_frames, cropped = 0, []
-    for ref in tqdm(refs, desc="degrade", unit="clip", disable=not progress):
+    for ref in tqdm(refs, desc="degrade", unit="clip", disable=None if progress else True):
         hr = read_clip(ref, max_frames=source.max_frames or None, start=source.start_frame)
         deg = degrade_clip(hr, kind=cfg.kind, scale=cfg.scale, seed=seed, clip_id=ref.clip_id,
                            on_indivisible=cfg.on_indivisible, realistic=realistic)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -268,46 +267,3 @@ def score_clip_pair(
     values = compute_frame_metrics(pred_frames, gt_frames, metrics=metrics, protocol=protocol)
     return frame_rows(method=method, dataset=dataset, clip=gt.clip_id, values=values, protocol=protocol,
                       frames=protocol.frame_indices(len(gt_frames)))
-
-
-def source_config_dict(source: SourceConfig) -> dict[str, Any]:
-    return asdict(source)
-
-
-def score_clip_pair(
-    pred: Any,
-    gt: Any,
-    *,
-    method: str,
-    dataset: str,
-    metrics: Sequence[str],
-    protocol_name: str,
-) -> list[dict[str, Any]]:
-    """Score one predicted clip against its ground truth (both ``ClipRef``), for outside methods' predictions.
-
-    Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
-    """
-    from seeclear_bench.data.sources import read_clip
-    from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.registry import compute_frame_metrics
-
-    protocol = get_protocol(protocol_name)
-    pred_frames, gt_frames = read_clip(pred), read_clip(gt)
-    if len(pred_frames) != len(gt_frames):
-        raise SeeClearError(
-            f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
-        )
-    if pred_frames.shape != gt_frames.shape:
-        raise SeeClearError(
-            f"clip {gt.clip_id}: prediction frames are {pred_frames.shape[1]}x{pred_frames.shape[2]}, "
-            f"ground truth {gt_frames.shape[1]}x{gt_frames.shape[2]}"
-        )
-    values = compute_frame_metrics(pred_frames, gt_frames, metrics=metrics, protocol=protocol)
-    rows = []
-    for metric, per_frame in values.items():
-        for index, value in enumerate(np.asarray(per_frame, dtype=np.float64)):
-            rows.append({
-                "method": method, "dataset": dataset, "clip": gt.clip_id, "frame": index, "metric": metric,
-                "value": float(value), "protocol": protocol.name, "protocol_hash": protocol.hash,
-            })
-    return rows
