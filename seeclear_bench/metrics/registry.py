@@ -45,6 +45,9 @@ class MetricSpec:
         fn: The scoring function (``kind == "frame"``), shared signature :class:`FrameMetricFn`.
         decimals: Digits after the decimal point in leaderboards.
         display_name: Column label in leaderboards (default: ``name`` upper-cased).
+        clip_fn: The scoring function (``kind == "clip"``), shared signature :class:`ClipMetricFn`.
+        reference: ``"full"`` compares with ground truth; ``"none"`` scores the prediction alone (gt is ignored).
+        weights: Names in :data:`seeclear_bench.metrics.weights.WEIGHTS` of the local files the metric loads.
     """
 
     name: str
@@ -55,6 +58,9 @@ class MetricSpec:
     fn: FrameMetricFn | None = None
     decimals: int = 4
     display_name: str = ""
+    clip_fn: ClipMetricFn | None = None
+    reference: Literal["full", "none"] = "full"
+    weights: tuple[str, ...] = ()
 
 
 def _psnr(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
@@ -155,3 +161,274 @@ def _clip_length(frames: FramesLike) -> int:
     if len(shape) != 4:
         raise SeeClearError(f"a clip must be shaped (t, h, w, 3), got {shape or type(frames).__name__}")
     return int(shape[0])
+
+
+# -- learned metrics (LPIPS, DISTS, tLP, no-reference IQA); networks load local weights inside the functions --------
+@dataclass(frozen=True)
+class ClipValues:
+    """What a clip metric returns: one value per temporal step, each attributed to a frame of the clip.
+
+    The clip's value is the mean of ``values`` (the metric's definition). Stored as rows of the per-frame table
+    (``frame`` = the label), frame-mean aggregation over a dataset reproduces TecoGAN's FrameAvg and clip-mean its
+    FolderAvg.
+
+    Attributes:
+        values: ``(k,)`` float64 step values.
+        frames: ``k`` frame indices, e.g. the later frame ``t`` of each pair ``(t-1, t)``.
+    """
+
+    values: torch.Tensor
+    frames: tuple[int, ...]
+
+
+class ClipMetricFn(TypingProtocol):
+    """Scores a whole ``(t h w 3)`` clip pair under a protocol, returning per-step :class:`ClipValues`."""
+
+    def __call__(self, pred: FramesLike, gt: FramesLike, protocol: Protocol) -> ClipValues: ...
+
+
+def _lpips_alex(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
+    from seeclear_bench.metrics import perceptual
+
+    return perceptual.lpips(pred, gt, net="alex", crop_border=protocol.crop_border)
+
+
+def _lpips_vgg(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
+    from seeclear_bench.metrics import perceptual
+
+    return perceptual.lpips(pred, gt, net="vgg", crop_border=protocol.crop_border)
+
+
+def _dists(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
+    from seeclear_bench.metrics import perceptual
+
+    return perceptual.dists(pred, gt, crop_border=protocol.crop_border)
+
+
+def _no_reference(metric: Literal["niqe", "musiq", "clipiqa"]) -> FrameMetricFn:
+    def score(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
+        from seeclear_bench.metrics import perceptual
+
+        return perceptual.no_reference(pred, metric=metric, crop_border=protocol.crop_border)
+
+    return score
+
+
+def _tlp(variant: Literal["tecogan", "stablevsr"]) -> ClipMetricFn:
+    def score(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> ClipValues:
+        from seeclear_bench.metrics import perceptual
+
+        if protocol.frame_selection != "all":
+            raise SeeClearError(
+                f"tLP compares consecutive frames but protocol {protocol.name!r} scores only frame selection "
+                f"{protocol.frame_selection!r}; use a protocol with frame_selection='all'"
+            )
+        return perceptual.tlp(pred, gt, variant=variant)
+
+    return score
+
+
+METRICS.update(
+    {
+        "lpips": MetricSpec(
+            name="lpips",
+            higher_better=False,
+            unit="",
+            kind="frame",
+            description="LPIPS v0.1 AlexNet, RGB in [-1, 1] (x/127.5-1), protocol crop; lpips package = pyiqa 'lpips'",
+            fn=_lpips_alex,
+            weights=("alexnet", "lpips-alex-v0.1"),
+        ),
+        "lpips-vgg": MetricSpec(
+            name="lpips-vgg",
+            higher_better=False,
+            unit="",
+            kind="frame",
+            description="LPIPS v0.1 VGG16, RGB in [-1, 1] (x/127.5-1), protocol crop; BasicSR calculate_lpips.py",
+            fn=_lpips_vgg,
+            display_name="LPIPS-VGG",
+            weights=("vgg16", "lpips-vgg-v0.1"),
+        ),
+        "dists": MetricSpec(
+            name="dists",
+            higher_better=False,
+            unit="",
+            kind="frame",
+            description="DISTS (Ding et al. 2020), RGB in [0, 1], protocol crop; pyiqa 'dists' architecture (pyiqa needed)",
+            fn=_dists,
+            weights=("vgg16", "dists"),
+        ),
+        "tlp": MetricSpec(
+            name="tlp",
+            higher_better=False,
+            unit="",
+            kind="clip",
+            description="tLP x100: mean |LPIPS(g_t-1,g_t)-LPIPS(b_t-1,b_t)|, AlexNet v0.1, crop_8x8, 2 end frames skipped; TecoGAN",
+            clip_fn=_tlp("tecogan"),
+            decimals=2,
+            display_name="tLP",
+            weights=("alexnet", "lpips-alex-v0.1"),
+        ),
+        "tlp-stablevsr": MetricSpec(
+            name="tlp-stablevsr",
+            higher_better=False,
+            unit="",
+            kind="clip",
+            description="tLP x1e3: mean |LPIPS(g_t-1,g_t)-LPIPS(b_t-1,b_t)| over all pairs, AlexNet v0.1, full frame; StableVSR",
+            clip_fn=_tlp("stablevsr"),
+            decimals=2,
+            display_name="tLP-StableVSR",
+            weights=("alexnet", "lpips-alex-v0.1"),
+        ),
+        "niqe": MetricSpec(
+            name="niqe",
+            higher_better=False,
+            unit="",
+            kind="frame",
+            description="NIQE, no reference (gt ignored), pyiqa 'niqe' (Y of YIQ, original parameters; pyiqa needed)",
+            fn=_no_reference("niqe"),
+            reference="none",
+            decimals=3,
+            weights=("niqe",),
+        ),
+        "musiq": MetricSpec(
+            name="musiq",
+            higher_better=True,
+            unit="",
+            kind="frame",
+            description="MUSIQ KonIQ-10k, no reference (gt ignored), pyiqa 'musiq' (pyiqa needed)",
+            fn=_no_reference("musiq"),
+            reference="none",
+            decimals=2,
+            display_name="MUSIQ",
+            weights=("musiq-koniq",),
+        ),
+        "clipiqa": MetricSpec(
+            name="clipiqa",
+            higher_better=True,
+            unit="",
+            kind="frame",
+            description="CLIP-IQA (RN50, antonym prompts), no reference (gt ignored), pyiqa 'clipiqa' (pyiqa needed)",
+            fn=_no_reference("clipiqa"),
+            reference="none",
+            display_name="CLIP-IQA",
+            weights=("clip-rn50",),
+        ),
+    }
+)
+
+
+# -- temporal flow-based metrics (tOF, warping error); definitions in seeclear_bench.metrics.temporal --------------
+def _temporal_spec(name: str, *, display_name: str, description: str, decimals: int) -> MetricSpec:
+    from seeclear_bench.metrics import temporal  # standard library only at import time
+
+    variant = temporal.get_variant(name)
+    return MetricSpec(
+        name=name,
+        higher_better=False,
+        unit="",
+        kind="clip",
+        description=description,
+        clip_fn=temporal.make_clip_fn(name),
+        decimals=decimals,
+        display_name=display_name,
+        reference="none" if variant.quantity == "ewarp" else "full",
+        weights=(variant.weights,) if variant.weights else (),
+    )
+
+
+METRICS.update(
+    {
+        spec.name: spec
+        for spec in (
+            _temporal_spec(
+                "tof", display_name="tOF", decimals=4,
+                description="tOF: mean ||OF(g_t-1,g_t)-OF(b_t-1,b_t)||_2, Farneback on gray, crop_8x8, 2 end frames skipped; TecoGAN",
+            ),
+            _temporal_spec(
+                "tof-stablevsr", display_name="tOF-StableVSR", decimals=3,
+                description="tOF x10: mean |OF_b-OF_g| over both components, RAFT-large C_T_SKHT_V2 12 it., [0,1] input, all pairs; StableVSR",
+            ),
+            _temporal_spec(
+                "ewarp", display_name="E*warp", decimals=3,
+                description="E_warp x1e3 (Lai et al.) of the prediction, RAFT-large C_T_SKHT_V2 fwd+bwd, occlusion mask, sum RGB / valid px",
+            ),
+            _temporal_spec(
+                "ewarp-evalcrafter", display_name="E*warp-EvalCrafter", decimals=3,
+                description="E_warp x1e3 as EvalCrafter: RGB/255, 0.5x bilinear, RAFT-things (C_T_V1) 20 it. fwd+bwd, occlusion, / valid px",
+            ),
+            _temporal_spec(
+                "ewarp-stablevsr", display_name="E*warp-StableVSR", decimals=3,
+                description="E_warp x1e3 / 3 (StableVSR warp_error reduction: / 3 x valid px); otherwise as ewarp",
+            ),
+        )
+    }
+)
+
+
+def metric_params(name: str) -> dict[str, object]:
+    """Every numerics-changing choice metric ``name`` makes beyond the protocol, for hashing.
+
+    Temporal metrics return their :meth:`~seeclear_bench.metrics.temporal.TemporalVariant.params` (flow method,
+    weights, iterations, resolution, input range, padding, crop, frame skip, occlusion thresholds, reduction, scale);
+    other metrics the names of the weight files they load.
+    """
+    from seeclear_bench.metrics import temporal
+
+    spec = get_metric(name)
+    if name in temporal.VARIANTS:
+        return temporal.VARIANTS[name].params()
+    return {"weights": list(spec.weights)} if spec.weights else {}
+
+
+def metric_hash(name: str) -> str:
+    """First 12 hex digits of the sha256 of ``{"name": name, "params": metric_params(name)}`` as canonical JSON.
+
+    Rows of two metrics (or two versions of one metric) with different hashes must not share a leaderboard column.
+    """
+    import hashlib
+    import json
+
+    canonical = json.dumps({"name": name, "params": metric_params(name)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def compute_clip_metrics(
+    pred: FramesLike, gt: FramesLike, *, metrics: Sequence[str], protocol: Protocol
+) -> dict[str, ClipValues]:
+    """Score one whole clip with several clip metrics (tOF, tLP, warping error) under ``protocol``.
+
+    Args:
+        pred: ``(t h w 3)`` RGB prediction (uint8, or float on the 0-255 scale), numpy or torch, any device.
+        gt: ``(t h w 3)`` ground truth (shape-checked also by metrics that score the prediction alone).
+        metrics: Metric names, each a key of :data:`METRICS` with ``kind == "clip"``.
+        protocol: The scoring protocol (clip metrics need ``frame_selection == "all"``).
+
+    Returns:
+        ``{name: ClipValues}``: per-step values labelled by frame; a clip's value is ``values.mean()``.
+
+    Raises:
+        SeeClearError: Unknown, repeated or non-clip metric names (checked before any work), mismatched clip lengths,
+            and every input problem the metrics report (too few frames, frames too small, missing weights).
+    """
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if not metrics:
+        clip_names = sorted(n for n, s in METRICS.items() if s.kind == "clip")
+        raise SeeClearError(f"metrics must name at least one of {clip_names}, got an empty list")
+    specs = [get_metric(name) for name in metrics]
+    for i, spec in enumerate(specs):
+        if spec.name in metrics[:i]:
+            raise SeeClearError(f"metric {spec.name!r} is listed twice in {list(metrics)}; list each metric once")
+        if spec.kind != "clip" or spec.clip_fn is None:
+            raise SeeClearError(f"metric {spec.name!r} is a {spec.kind} metric; compute_clip_metrics scores clip metrics only")
+    pred_len, gt_len = _clip_length(pred), _clip_length(gt)
+    if pred_len != gt_len:
+        raise SeeClearError(
+            f"pred has {pred_len} frames but gt has {gt_len}; score clips of equal length (nothing is truncated silently)"
+        )
+    results: dict[str, ClipValues] = {}
+    for spec in specs:
+        assert spec.clip_fn is not None
+        results[spec.name] = spec.clip_fn(pred, gt, protocol)
+    return results
