@@ -204,17 +204,10 @@ def tlp(
 
 
 def teco_crop(h: int, w: int) -> tuple[int, int, int, int]:
-    """TecoGAN's ``crop_8x8`` window: the largest multiple of 32 leaving at least 16 px in total, centred.
+    """TecoGAN's ``crop_8x8`` window ``(top, left, height, width)``; see :func:`~seeclear_bench.metrics.protocols.teco_crop_box`."""
+    from seeclear_bench.metrics.protocols import teco_crop_box
 
-    Returns:
-        ``(top, left, height, width)``.
-    """
-    crop_h, crop_w = (h // 32) * 32, (w // 32) * 32
-    while crop_h > h - 16:
-        crop_h -= 32
-    while crop_w > w - 16:
-        crop_w -= 32
-    return (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w
+    return teco_crop_box(h, w)
 
 
 def _consecutive_lpips(

@@ -23,9 +23,21 @@ Channel = Literal["rgb", "y"]
 Rounding = Literal["uint8"]
 FrameSelection = Literal["all", "center"]
 Aggregation = Literal["clip-mean", "frame-mean"]
+CropMode = Literal["border", "teco-32"]
 InfPolicy = Literal["cap", "exclude"]
 
 HASH_CHARS: Final = 12
+# Fields added after the first presets were published, with their defaults: at the default they stay out of the hash.
+_LATER_FIELDS: Final[dict[str, Any]] = {"crop": "border"}
+
+
+def teco_crop_box(h: int, w: int) -> tuple[int, int, int, int]:
+    """TecoGAN's ``crop_8x8`` box ``(top, left, height, width)``: the largest multiple of 32 that is ``<= size - 16``
+    on each axis, centred (the odd pixel on the far side)."""
+    ch, cw = 32 * ((h - 16) // 32), 32 * ((w - 16) // 32)
+    if ch <= 0 or cw <= 0:
+        raise SeeClearError(f"TecoGAN's crop needs frames of at least 48x48, got {h}x{w}")
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +65,10 @@ class Protocol:
             keeps ``inf`` and the count of infinite frames is reported next to each mean, so a mean is never
             silently ``inf`` or ``NaN``.
         psnr_cap: The value (dB) an infinite PSNR counts as under ``inf_policy="cap"``.
+        crop: ``"border"`` removes ``crop_border`` pixels from each side; ``"teco-32"`` keeps TecoGAN's centre box
+            (:func:`teco_crop_box`: the largest multiple of 32 leaving at least 8 px per side), as TecoGAN's
+            ``metrics.py`` crops before PSNR, SSIM, LPIPS and tOF. Added after the first presets: it enters the
+            hash only when it differs from ``"border"``, so earlier protocol hashes stay valid.
     """
 
     name: str
@@ -64,6 +80,7 @@ class Protocol:
     aggregation: Aggregation = "clip-mean"
     inf_policy: InfPolicy = "cap"
     psnr_cap: float = 100.0
+    crop: CropMode = "border"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -74,6 +91,7 @@ class Protocol:
             ("frame_selection", FrameSelection),
             ("aggregation", Aggregation),
             ("inf_policy", InfPolicy),
+            ("crop", CropMode),
         ):
             value = getattr(self, field)
             allowed = get_args(literal)
@@ -103,7 +121,8 @@ class Protocol:
     @property
     def hash(self) -> str:
         """First 12 hex digits of the sha256 of the canonical JSON of all fields (sorted keys, no spaces)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        fields = {k: v for k, v in self.to_dict().items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_CHARS]
 
     @classmethod
@@ -145,6 +164,10 @@ PROTOCOLS: Final[dict[str, Protocol]] = {
         Protocol(name="vimeo90k-t-center-y", channel="y", crop_border=0, frame_selection="center"),
         # Image-SR practice: Y channel with a 4-pixel border shaved (crop = scale at x4; NTIRE'25).
         Protocol(name="image-sr-y-crop4", channel="y", crop_border=4),
+        # TecoGAN metrics.py on Vid4: BT.601 Y, centre box of multiples of 32 (>= 8 px border), and both the folder
+        # (clip) mean and FrameAvg reported; this preset ranks by the clip mean, teco-vid4-framemean by FrameAvg.
+        Protocol(name="teco-vid4", channel="y", crop="teco-32"),
+        Protocol(name="teco-vid4-framemean", channel="y", crop="teco-32", aggregation="frame-mean"),
     )
 }
 

@@ -63,16 +63,29 @@ class MetricSpec:
     weights: tuple[str, ...] = ()
 
 
+def apply_protocol_crop(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> tuple[FramesLike, FramesLike, int]:
+    """Cut ``(n h w 3)`` frames to the protocol's ``teco-32`` box; returns (pred, gt, border crop still to apply)."""
+    if protocol.crop != "teco-32":
+        return pred, gt, protocol.crop_border
+    from seeclear_bench.metrics.protocols import teco_crop_box
+
+    top, left, ch, cw = teco_crop_box(int(gt.shape[-3]), int(gt.shape[-2]))
+    box = (Ellipsis, slice(top, top + ch), slice(left, left + cw), slice(None))
+    return pred[box], gt[box], 0
+
+
 def _psnr(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
     from seeclear_bench.metrics import fidelity
 
-    return fidelity.psnr(pred, gt, channel=protocol.channel, crop_border=protocol.crop_border)
+    pred, gt, border = apply_protocol_crop(pred, gt, protocol)
+    return fidelity.psnr(pred, gt, channel=protocol.channel, crop_border=border)
 
 
 def _ssim(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
     from seeclear_bench.metrics import fidelity
 
-    return fidelity.ssim(pred, gt, channel=protocol.channel, crop_border=protocol.crop_border)
+    pred, gt, border = apply_protocol_crop(pred, gt, protocol)
+    return fidelity.ssim(pred, gt, channel=protocol.channel, crop_border=border)
 
 
 METRICS: Final[dict[str, MetricSpec]] = {
@@ -190,26 +203,30 @@ class ClipMetricFn(TypingProtocol):
 def _lpips_alex(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
     from seeclear_bench.metrics import perceptual
 
-    return perceptual.lpips(pred, gt, net="alex", crop_border=protocol.crop_border)
+    pred, gt, border = apply_protocol_crop(pred, gt, protocol)
+    return perceptual.lpips(pred, gt, net="alex", crop_border=border)
 
 
 def _lpips_vgg(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
     from seeclear_bench.metrics import perceptual
 
-    return perceptual.lpips(pred, gt, net="vgg", crop_border=protocol.crop_border)
+    pred, gt, border = apply_protocol_crop(pred, gt, protocol)
+    return perceptual.lpips(pred, gt, net="vgg", crop_border=border)
 
 
 def _dists(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
     from seeclear_bench.metrics import perceptual
 
-    return perceptual.dists(pred, gt, crop_border=protocol.crop_border)
+    pred, gt, border = apply_protocol_crop(pred, gt, protocol)
+    return perceptual.dists(pred, gt, crop_border=border)
 
 
 def _no_reference(metric: Literal["niqe", "musiq", "clipiqa"]) -> FrameMetricFn:
     def score(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> torch.Tensor:
         from seeclear_bench.metrics import perceptual
 
-        return perceptual.no_reference(pred, metric=metric, crop_border=protocol.crop_border)
+        pred, _, border = apply_protocol_crop(pred, gt, protocol)
+        return perceptual.no_reference(pred, metric=metric, crop_border=border)
 
     return score
 

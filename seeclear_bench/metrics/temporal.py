@@ -54,13 +54,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from seeclear_bench.errors import SeeClearError, did_you_mean
+from seeclear_bench.metrics.protocols import teco_crop_box
 
 if TYPE_CHECKING:
     import torch
 
     from seeclear_bench.metrics.fidelity import FramesLike
     from seeclear_bench.metrics.flow import OcclusionThresholds, RaftFlow
-    from seeclear_bench.metrics.protocols import Protocol
+    from seeclear_bench.metrics.protocols import teco_crop_box, Protocol
     from seeclear_bench.metrics.registry import ClipValues
 
 Quantity = Literal["tof", "ewarp"]
@@ -254,16 +255,6 @@ def get_variant(name: str) -> TemporalVariant:
             f"unknown temporal metric {name!r}; expected one of {sorted(VARIANTS)}"
             f"{did_you_mean(str(name).lower(), VARIANTS)}"
         ) from None
-
-
-def teco_crop_box(h: int, w: int) -> tuple[int, int, int, int]:
-    """TecoGAN's ``crop_8x8`` box ``(top, left, height, width)``: the largest multiple of 32 leaving >= 8 px per side.
-
-    The size is the largest multiple of 32 that is ``<= size - 16``, centred with the odd pixel on the far side.
-    """
-    ch = TECO_CROP_MULTIPLE * ((h - 2 * TECO_CROP_MIN_BORDER) // TECO_CROP_MULTIPLE)
-    cw = TECO_CROP_MULTIPLE * ((w - 2 * TECO_CROP_MIN_BORDER) // TECO_CROP_MULTIPLE)
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
 def pair_values(

@@ -16,6 +16,8 @@ GOLDEN_HASHES = {
     "basicsr-vid4-y": "61716dfe32fe",
     "vimeo90k-t-center-y": "403cb7f49c4e",
     "image-sr-y-crop4": "e0e517d93563",
+    "teco-vid4": "83d2e43cfc96",
+    "teco-vid4-framemean": "a4433300c3d5",
 }
 
 
@@ -27,14 +29,19 @@ def test_presets_fix_the_conventions() -> None:
     assert (vid4.channel, vid4.crop_border, vid4.frame_selection) == ("y", 0, "all")
     assert (vimeo.channel, vimeo.crop_border, vimeo.frame_selection) == ("y", 0, "center")
     assert (image.channel, image.crop_border, image.frame_selection) == ("y", 4, "all")
+    teco, teco_frames = PROTOCOLS["teco-vid4"], PROTOCOLS["teco-vid4-framemean"]
+    assert (teco.channel, teco.crop, teco.aggregation) == ("y", "teco-32", "clip-mean")
+    assert (teco_frames.crop, teco_frames.aggregation) == ("teco-32", "frame-mean")
     for proto in PROTOCOLS.values():
         assert proto.rounding == "uint8" and proto.data_range == 255
-        assert proto.aggregation == "clip-mean" and proto.inf_policy == "cap" and proto.psnr_cap == 100.0
+        assert proto.inf_policy == "cap" and proto.psnr_cap == 100.0
+        assert proto.aggregation == ("frame-mean" if proto.name.endswith("framemean") else "clip-mean")
 
 
 def test_hash_is_short_sha256_of_canonical_json() -> None:
     for name, proto in PROTOCOLS.items():
-        canonical = json.dumps(proto.to_dict(), sort_keys=True, separators=(",", ":"))
+        fields = {k: v for k, v in proto.to_dict().items() if not (k == "crop" and v == "border")}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         assert proto.hash == hashlib.sha256(canonical.encode()).hexdigest()[:12] == GOLDEN_HASHES[name]
     assert len({p.hash for p in PROTOCOLS.values()}) == len(PROTOCOLS)
 
@@ -43,7 +50,7 @@ def test_hash_is_short_sha256_of_canonical_json() -> None:
     "change",
     [
         {"name": "other"}, {"channel": "y"}, {"crop_border": 2}, {"frame_selection": "center"},
-        {"aggregation": "frame-mean"}, {"inf_policy": "exclude"}, {"psnr_cap": 80.0},
+        {"aggregation": "frame-mean"}, {"inf_policy": "exclude"}, {"psnr_cap": 80.0}, {"crop": "teco-32"},
     ],
 )
 def test_every_field_changes_the_hash(change: dict) -> None:
@@ -108,3 +115,20 @@ def test_resolve_protocol_checks_name_and_hash() -> None:
         resolve_protocol("basicsr-reds4-rgb", "000000000000")
     with pytest.raises(SeeClearError, match=r"belongs to protocol 'basicsr-reds4-rgb'"):
         resolve_protocol("basicsr-vid4-y", reds.hash)
+
+
+def test_teco_crop_is_applied_before_psnr() -> None:
+    import numpy as np
+
+    from seeclear_bench.metrics.protocols import teco_crop_box
+    from seeclear_bench.metrics.registry import compute_frame_metrics
+
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    pred = gt.copy()
+    pred[:, :8] = 0  # damage only the border TecoGAN's box leaves out
+    assert teco_crop_box(64, 96) == (16, 16, 32, 64)
+    values = compute_frame_metrics(pred, gt, metrics=["psnr"], protocol=get_protocol("teco-vid4"))["psnr"]
+    assert np.isinf(values).all()
+    border = compute_frame_metrics(pred, gt, metrics=["psnr"], protocol=get_protocol("basicsr-vid4-y"))["psnr"]
+    assert np.isfinite(border).all()
