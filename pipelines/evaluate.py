@@ -1,4 +1,8 @@
-"""Evaluate stage: per-frame metrics of every method against ground truth, one Ray task per shard.
+"""Evaluate stage: per-frame metrics of every method against ground truth, one Ray task per clip.
+
+A clip is the unit because temporal metrics (tOF, tLP, warping error) need all of its frames. Each task saves its
+rows under ``metrics/parts/`` keyed by protocol, metric and frame checksums, so a run killed part way and started
+again scores only what is missing and ends with the same table.
 
 Writes ``{run_url}/metrics/frames.parquet`` (and ``.csv``): the long per-frame table that clip and dataset tables and
 leaderboards are computed from. Every row carries its protocol name and hash and the run's provenance.
@@ -7,11 +11,26 @@ from __future__ import annotations
 
 import pandas as pd
 
-from seeclear_bench import io
-from seeclear_bench.config import RunConfig
-from seeclear_bench.stages import score_shard
 from pipelines._ray import run_tasks
 from pipelines.prepare import shard_urls
+from seeclear_bench import io
+from seeclear_bench.config import RunConfig
+from seeclear_bench.stages import score_clip_from_shards, shards_url
+
+
+def clip_shards(run_url: str, dataset: str) -> dict[str, list[str]]:
+    """The shard URLs holding each clip of a prepared dataset (from its manifest)."""
+    from seeclear_bench.data.shards import read_manifest
+
+    base = shards_url(run_url, dataset)
+    index = read_manifest(base)["extra"].get("clip_shards")
+    if index is None:  # a shard set prepared elsewhere: every clip may be in any shard
+        from seeclear_bench.data import shards
+
+        urls = shard_urls(run_url, dataset)
+        clips = sorted({s.clip_id for url in urls for s in shards.iter_shard(url, verify=False)})
+        return {clip: urls for clip in clips}
+    return {clip: [io.join(base, name) for name in names] for clip, names in sorted(index.items())}
 
 
 def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> pd.DataFrame:
@@ -19,13 +38,12 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) 
     from seeclear_bench.metrics.tables import save_table
     from seeclear_bench.provenance import code_version, device_name
 
-    protocols = {"*": cfg.evaluate.protocol, **cfg.evaluate.protocols}
-    calls = [
-        (url, cfg.methods.names, run_url, cfg.evaluate.metrics, protocols)
-        for source in cfg.data.sources
-        for url in shard_urls(run_url, source.name)
-    ]
-    parts = run_tasks(score_shard, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, progress=progress)
+    calls = []
+    for source in cfg.data.sources:
+        for clip_id, urls in clip_shards(run_url, source.name).items():
+            calls.append((source.name, clip_id, urls, cfg.methods.names, run_url, cfg.evaluate.metrics,
+                          cfg.evaluate.protocol_for(source.name)))
+    parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, progress=progress)
     frames = pd.concat(parts, ignore_index=True)
     provenance = {**code_version(), "spec_hash": spec_hash, "seed": cfg.seed, "run": cfg.name,
                   "degradation": cfg.degrade.kind, "scale": cfg.degrade.scale, "device": device_name()}

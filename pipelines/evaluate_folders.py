@@ -5,10 +5,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from pipelines._ray import connect, run_tasks
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.stages import score_clip_pair
-from pipelines._ray import connect, run_tasks
 
 
 def run(

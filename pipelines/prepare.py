@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pipelines._ray import run_tasks
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.stages import prepare_group, shards_url
-from pipelines._ray import run_tasks
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,12 @@ def run(
 
     manifests = {}
     for source in cfg.data.sources:
-        infos = [info for owner, group_infos in zip(owners, results) if owner == source.name for info in group_infos]
+        infos, clip_shards = [], {}
+        for owner, call, group_infos in zip(owners, calls, results):
+            if owner == source.name:
+                infos.extend(group_infos)
+                for ref in call[2]:
+                    clip_shards[ref.clip_id] = [info["name"] for info in group_infos]
         extra = record(
             dataset=source.name,
             source=source.url,
@@ -84,6 +89,7 @@ def run(
             degrade=cfg.to_dict()["degrade"],
             shards_config=cfg.to_dict()["shards"],
             seed=cfg.seed,
+            clip_shards=clip_shards,
         )
         url = shards_url(run_url, source.name)
         write_manifest(url, infos, spec_hash=spec_hash, extra=extra)

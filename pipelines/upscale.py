@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from seeclear_bench.config import RunConfig
-from seeclear_bench.stages import upscale_shard
 from pipelines._ray import run_tasks
 from pipelines.prepare import shard_urls
+from seeclear_bench.config import RunConfig
+from seeclear_bench.stages import upscale_shard
 
 
 def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> dict[str, int]:

@@ -15,6 +15,7 @@ import pandas as pd
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.metrics.protocols import Protocol, resolve_protocol
 from seeclear_bench.metrics.registry import METRICS, MetricSpec, get_metric
+from seeclear_bench.metrics.scoring import GT_METHOD
 from seeclear_bench.metrics.tables import clip_table, dataset_table, validate_frames_df
 
 MISSING: Final = "–"
@@ -51,6 +52,13 @@ def build_leaderboard(frames_df: pd.DataFrame, *, protocols: Iterable[Protocol] 
                 f"{dataset} {metric}: rows use protocol {name_a!r} ({hash_a}) and protocol {name_b!r} ({hash_b}); "
                 "one leaderboard column needs one protocol, rescore the methods under the same protocol"
             )
+        if "metric_hash" in rows:
+            variants = sorted(rows["metric_hash"].dropna().astype(str).unique())
+            if len(variants) > 1:
+                raise SeeClearError(
+                    f"{dataset} {metric}: rows were computed by {len(variants)} variants of the metric (metric hashes "
+                    f"{', '.join(variants)}: different parameters or weight files); rescore with one variant"
+                )
         _check_same_frames(rows, dataset, metric)
     clips = clip_table(frames_df, protocols=protocols)
     datasets = dataset_table(clips, frames_df, protocols=protocols)
@@ -98,8 +106,9 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
         for dataset in datasets
     )
     cells: dict[tuple[str, str], list[str]] = {}
+    ranked = np.array([str(m) != GT_METHOD for m in board.index])  # the ground truth is a reference, not a contender
     for column in board.columns:
-        cells[column] = _format_column(board[column].to_numpy(dtype=np.float64), get_metric(column[1]))
+        cells[column] = _format_column(board[column].to_numpy(dtype=np.float64), get_metric(column[1]), ranked)
 
     header = ["Method"]
     for dataset in datasets:
@@ -121,6 +130,9 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
             row.append(" / ".join(cells[(d, m)][i] for d, m in board.columns if d == dataset))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Best per column in **bold**, second best <u>underlined</u>; ↑ higher is better, ↓ lower is better."]
+    if GT_METHOD in board.index:
+        lines.append(f"`{GT_METHOD}` is the ground-truth clip scored by the metrics that read the prediction alone "
+                     "(warping error rewards blur, so compare with it); it is not ranked.")
     for method, dataset, metric, n_inf, n_frames, treatment in board.attrs.get("inf_frames", []):
         lines.append(
             f"- {_escape(str(method))}, {_escape(str(dataset))} {_label(metric)}: {n_inf} of {n_frames} frames identical "
@@ -129,21 +141,23 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
     return "\n".join(lines) + "\n"
 
 
-def _format_column(values: np.ndarray, spec: MetricSpec) -> list[str]:
+def _format_column(values: np.ndarray, spec: MetricSpec, ranked_rows: np.ndarray | None = None) -> list[str]:
     rounded = np.round(values, spec.decimals)
-    finite = np.unique(rounded[np.isfinite(rounded)])
+    contenders = rounded if ranked_rows is None else rounded[ranked_rows]
+    finite = np.unique(contenders[np.isfinite(contenders)])
     ranked = finite[::-1] if spec.higher_better else finite
     marks = {}
     if len(ranked) > 1:  # a single method has nobody to beat
         marks[ranked[0]] = "**{}**"
         marks[ranked[1]] = "<u>{}</u>"
     out = []
-    for value in rounded:
+    flags = np.ones(len(rounded), bool) if ranked_rows is None else ranked_rows
+    for value, contender in zip(rounded, flags, strict=True):
         if np.isnan(value):
             out.append(MISSING)
             continue
         text = f"{value:.{spec.decimals}f}"
-        out.append(marks.get(value, "{}").format(text))
+        out.append(marks.get(value, "{}").format(text) if contender else text)
     return out
 
 

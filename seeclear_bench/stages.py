@@ -197,42 +197,70 @@ def _record_is_valid(clip_url: str, record_url: str) -> bool:
 
 
 # -- evaluate ------------------------------------------------------------------------------------------------------
-def score_shard(
-    shard_url: str,
+def metrics_part_url(run_url: str, dataset: str, clip_id: str) -> str:
+    return io.join(run_url, "metrics", "parts", dataset, f"{clip_id}.parquet")
+
+
+def score_clip_from_shards(
+    dataset: str,
+    clip_id: str,
+    shard_urls: Sequence[str],
     methods: Sequence[str],
     run_url: str,
     metrics: Sequence[str],
-    protocols: dict[str, str],
+    protocol_name: str,
 ) -> pd.DataFrame:
-    """Score each method's prediction frames against the HR frames of one shard.
+    """Score every method's prediction of one clip against the clip's HR frames from its shards.
 
-    Args:
-        protocols: Protocol preset name per dataset (datasets not listed use ``protocols["*"]``).
+    Resumable: the rows are saved as ``metrics/parts/<dataset>/<clip>.parquet`` with a record of the protocol hash,
+    the metric hashes and the SHA-256 of every scored frame; a later call with the same protocol, metrics and
+    identical frames reads them back instead of scoring again.
 
     Returns:
-        The per-frame table (``seeclear_bench.metrics.tables`` schema) plus a ``shard`` column.
+        The clip's rows of the per-frame table (``metric_hash`` included).
     """
     from seeclear_bench.data import shards
-    from seeclear_bench.data.frames import read_frame
+    from seeclear_bench.data.frames import decode_frame
     from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.registry import compute_frame_metrics
-    from seeclear_bench.metrics.tables import frame_rows
+    from seeclear_bench.metrics.scoring import (
+        digest_frames,
+        row_metric_hash,
+        score_clip,
+    )
 
-    parts = []
-    for sample in shards.iter_shard(shard_url, verify=True):
-        protocol = get_protocol(protocols.get(sample.dataset, protocols["*"]))
-        scored = [sample.frame_indices[i] for i in protocol.frame_indices(len(sample.frame_indices))]
-        for name in methods:
-            clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
-            pred = np.stack([read_frame(io.join(clip_url, frame_name(i))) for i in sample.frame_indices])
-            if pred.shape != sample.hr.shape:
-                raise SeeClearError(
-                    f"prediction of {name} for {sample.dataset}/{sample.clip_id} has shape {pred.shape}, ground truth {sample.hr.shape}"
-                )
-            values = compute_frame_metrics(pred, sample.hr, metrics=metrics, protocol=protocol)
-            parts.append(frame_rows(method=name, dataset=sample.dataset, clip=sample.clip_id, values=values,
-                                    protocol=protocol, frames=scored, extra={"shard": io.basename(shard_url)}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    protocol = get_protocol(protocol_name)
+    hr: dict[int, np.ndarray] = {}
+    for url in shard_urls:
+        for sample in shards.iter_shard(url, verify=True):
+            if sample.clip_id == clip_id:
+                hr.update(zip(sample.frame_indices, sample.hr))
+    if not hr:
+        raise SeeClearError(f"no samples of clip {clip_id!r} in the shards of {dataset}")
+    numbers = sorted(hr)
+    gt = np.stack([hr[i] for i in numbers])
+    preds, checksums = {}, {"gt": [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in gt]}
+    for name in methods:
+        clip_url = predictions_url(run_url, name, dataset, clip_id)
+        frames, sums = [], []
+        for i in numbers:
+            data = io.read_bytes(io.join(clip_url, frame_name(i)))
+            frames.append(decode_frame(data, name=io.join(clip_url, frame_name(i))))
+            sums.append(io.sha256_bytes(data))
+        preds[name], checksums[name] = np.stack(frames), sums
+    key = {"protocol_hash": protocol.hash, "metrics": {m: row_metric_hash(m) for m in metrics},
+           "frames": digest_frames(checksums)}
+    part_url = metrics_part_url(run_url, dataset, clip_id)
+    record_url = part_url.removesuffix(".parquet") + ".json"
+    if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
+        from seeclear_bench.metrics.tables import read_table
+
+        return read_table(part_url)
+    rows = score_clip(preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers)
+    from seeclear_bench.metrics.tables import write_parquet
+
+    write_parquet(rows, part_url)
+    io.write_json(record_url, key)  # written last: its presence means the part is complete
+    return rows
 
 
 def score_clip_pair(
@@ -250,20 +278,12 @@ def score_clip_pair(
     """
     from seeclear_bench.data.sources import read_clip
     from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.registry import compute_frame_metrics
-    from seeclear_bench.metrics.tables import frame_rows
+    from seeclear_bench.metrics.scoring import score_clip
 
-    protocol = get_protocol(protocol_name)
     pred_frames, gt_frames = read_clip(pred), read_clip(gt)
     if len(pred_frames) != len(gt_frames):
         raise SeeClearError(
             f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
         )
-    if pred_frames.shape != gt_frames.shape:
-        raise SeeClearError(
-            f"clip {gt.clip_id}: prediction frames are {pred_frames.shape[1]}x{pred_frames.shape[2]}, "
-            f"ground truth {gt_frames.shape[1]}x{gt_frames.shape[2]}"
-        )
-    values = compute_frame_metrics(pred_frames, gt_frames, metrics=metrics, protocol=protocol)
-    return frame_rows(method=method, dataset=dataset, clip=gt.clip_id, values=values, protocol=protocol,
-                      frames=protocol.frame_indices(len(gt_frames)))
+    return score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
+                      protocol=get_protocol(protocol_name))

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from seeclear_bench.metrics.fidelity import FramesLike
     from seeclear_bench.metrics.flow import OcclusionThresholds, RaftFlow
-    from seeclear_bench.metrics.protocols import teco_crop_box, Protocol
+    from seeclear_bench.metrics.protocols import Protocol, teco_crop_box
     from seeclear_bench.metrics.registry import ClipValues
 
 Quantity = Literal["tof", "ewarp"]
