@@ -1,6 +1,6 @@
 """Shard preparation throughput: a plain single-process loop vs Ray with 1 and 2 workers, same clips, same process.
 
-    python benchmarks/bench_prepare.py [--frames 20] [--height 256] [--width 384] [--repeat 2]
+    python benchmarks/bench_prepare.py [--frames 20] [--height 192] [--width 320] [--repeat 2]
 
 Prints frames per second for each way and the ratios against the loop, and checks that all three wrote
 byte-identical shards (the shard set must not depend on the number of workers).
@@ -28,8 +28,8 @@ def shard_digests(run_url: str, dataset: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20, help="frames per demo clip")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--repeat", type=int, default=2, help="timed repetitions per way (best is reported)")
     args = parser.parse_args()
 

@@ -63,7 +63,8 @@ def run(
         elif stage == "report":
             if frames is None:
                 frames = pd.read_parquet(io.join(out_url, "metrics", "frames.parquet"))
-            result.leaderboard = report.run(frames, out_url, title=cfg.report.title, command=command)
+            result.leaderboard = report.run(frames, out_url, title=cfg.report.title, command=command,
+                                                reference=cfg.report.reference_method, seed=cfg.seed)
         result.seconds[stage] = time.perf_counter() - started
         log.info("stage %s done in %.1f s", stage, result.seconds[stage])
     result.n_rows = 0 if frames is None else len(frames)

@@ -158,13 +158,19 @@ def leaderboard(
     tables: Annotated[list[str], typer.Argument(help="Per-frame result tables (frames.parquet or .csv), any fsspec URL.")],
     out: Annotated[str, typer.Option("--out", help="Folder for leaderboard.md/.csv/.parquet.")] = "runs/leaderboard",
     title: Annotated[str, typer.Option(help="Title of the leaderboard.")] = "seeclear-bench leaderboard",
+    reference: Annotated[str, typer.Option(help="Method every other is compared with (paired differences over clips).")] = "bicubic",
 ) -> None:
-    """Merge per-frame result tables from any number of runs into one leaderboard (methods x datasets)."""
+    """Merge per-frame result tables from any number of runs into one leaderboard (methods x datasets).
+
+    Rows computed under different protocols or metric variants never share a column: such a merge is refused with
+    the two protocols named. Also writes per-clip and per-dataset tables, bootstrap intervals over clips and paired
+    differences against --reference.
+    """
     from pipelines.report import run as run_report
     from seeclear_bench.metrics.tables import load_frames
 
     frames = load_frames(tables)
-    text = run_report(frames, out, title=title, command=_command_line())
+    text = run_report(frames, out, title=title, command=_command_line(), reference=reference)
     typer.echo(text)
 
 
@@ -190,6 +196,47 @@ def info(
 
         data["ray_resources"] = connect(address)
     typer.echo(json.dumps(data, indent=2))
+
+
+weights_app = typer.Typer(help="Weights of the learned metrics: where they are looked for, which are present, fetching.",
+                          no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+def weights_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every weight file the learned metrics use: present or not, verified against its checksum, and where."""
+    from seeclear_bench.metrics.weights import list_weights
+
+    rows = list_weights()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        state = ("verified" if row.get("verified") else "present, unverified") if row.get("present") else "missing"
+        typer.echo(f"{row['name']:<24} {state:<20} {', '.join(row.get('used_by', ())):<32} {row.get('path', '')}")
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Weight names (see `weights list`).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Fetch every weight file.")] = False,
+    force: Annotated[bool, typer.Option(help="Download again even when present.")] = False,
+    url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror) instead; one name only.")] = None,
+) -> None:
+    """Download weight files into the cache, verify their SHA-256 and record it (needs a network)."""
+    from seeclear_bench.metrics.weights import WEIGHTS, fetch, file_sha256
+
+    chosen = list(WEIGHTS) if all_ else list(names or [])
+    if not chosen:
+        raise SeeClearError("name at least one weight file (see `seeclear-bench weights list`) or pass --all")
+    if url and len(chosen) != 1:
+        raise SeeClearError(f"--url names one file's mirror, but {len(chosen)} weight files were named")
+    for name in chosen:
+        path = fetch(name, force=force, url=url)
+        typer.echo(f"{name}: {path} sha256 {file_sha256(path)}")
 
 
 def main() -> None:

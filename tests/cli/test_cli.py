@@ -90,3 +90,23 @@ def test_info_reports_versions_and_protocols():
     assert data["packages"]["torch"].startswith("2.14.1")
     assert "basicsr-reds4-rgb" in data["protocols"] and len(data["protocols"]["basicsr-reds4-rgb"]) >= 8
     assert {"psnr", "ssim"} <= set(data["metrics"])
+
+
+def test_weights_list_and_fetch_from_a_mirror(tmp_path):
+    import hashlib
+    import os
+
+    env = {**os.environ, "SEECLEAR_WEIGHTS": str(tmp_path / "cache")}
+    run = lambda *a: subprocess.run([*EXE, *a], capture_output=True, text=True, timeout=120, env=env)  # noqa: E731
+    listed = json.loads(run("weights", "list", "--json").stdout)
+    niqe = next(r for r in listed if r["name"] == "niqe")
+    assert not niqe["present"] and "niqe" in niqe["used_by"]
+    mirror = tmp_path / "mirror.mat"
+    mirror.write_bytes(b"test-made weights")
+    out = run("weights", "fetch", "niqe", "--url", mirror.as_uri())
+    assert out.returncode == 0, out.stderr
+    assert hashlib.sha256(b"test-made weights").hexdigest() in out.stdout
+    again = json.loads(run("weights", "list", "--json").stdout)
+    assert next(r for r in again if r["name"] == "niqe")["present"]
+    missing = run("weights", "fetch")
+    assert missing.returncode == 1 and "name at least one" in missing.stderr
