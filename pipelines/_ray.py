@@ -49,6 +49,7 @@ def run_tasks(
     *,
     desc: str,
     num_cpus: float = 0.5,
+    num_gpus: float = 0,
     progress: bool = True,
 ) -> list[Any]:
     """Run ``fn(*args)`` for each args tuple as a Ray task; return the results in the order of ``calls``."""
@@ -57,7 +58,7 @@ def run_tasks(
 
     if not calls:
         return []
-    remote = ray.remote(num_cpus=num_cpus, max_retries=2, retry_exceptions=[OSError])(fn)
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2, retry_exceptions=[OSError])(fn)
     refs = [remote.remote(*args) for args in calls]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
@@ -69,6 +70,13 @@ def run_tasks(
                 results[index[ref]] = _get(ref)
                 bar.update(1)
     return results
+
+
+def cluster_gpus() -> float:
+    """GPUs in the connected cluster (0 on CPU-only machines)."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))
 
 
 def _get(ref: Any) -> Any:

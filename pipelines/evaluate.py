@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines._ray import run_tasks
+from pipelines._ray import cluster_gpus, run_tasks
 from pipelines.prepare import shard_urls
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig
@@ -43,7 +43,9 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) 
         for clip_id, urls in clip_shards(run_url, source.name).items():
             calls.append((source.name, clip_id, urls, cfg.methods.names, run_url, cfg.evaluate.metrics,
                           cfg.evaluate.protocol_for(source.name)))
-    parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, progress=progress)
+    gpus = cfg.evaluate.gpus_per_task if cluster_gpus() > 0 else 0
+    parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, num_gpus=gpus,
+                      progress=progress)
     frames = pd.concat(parts, ignore_index=True)
     provenance = {**code_version(), "spec_hash": spec_hash, "seed": cfg.seed, "run": cfg.name,
                   "degradation": cfg.degrade.kind, "scale": cfg.degrade.scale, "device": device_name()}

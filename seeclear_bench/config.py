@@ -172,11 +172,14 @@ class EvaluateConfig:
         metrics: Metric names (see ``seeclear-bench info``).
         protocol: Protocol preset used for every dataset not in ``protocols``.
         protocols: Per-dataset protocol preset, e.g. ``{Vid4 = "basicsr-vid4-y"}``.
+        gpus_per_task: GPU share of each scoring task when the cluster has GPUs (learned metrics and RAFT then run on
+            the GPU); ignored on CPU-only clusters.
     """
 
     metrics: tuple[str, ...] = ("psnr", "ssim")
     protocol: str = "basicsr-reds4-rgb"
     protocols: dict[str, str] = field(default_factory=dict)
+    gpus_per_task: float = 0.25
 
     def __post_init__(self) -> None:
         from seeclear_bench.metrics.protocols import get_protocol
@@ -187,6 +190,8 @@ class EvaluateConfig:
                 raise SeeClearError(f"unknown metric {name!r} in evaluate.metrics{did_you_mean(name, METRICS)}")
         for name in (self.protocol, *self.protocols.values()):
             get_protocol(name)
+        if not 0 <= self.gpus_per_task <= 8:
+            raise SeeClearError(f"evaluate.gpus_per_task must be in [0, 8], got {self.gpus_per_task}")
 
     def protocol_for(self, dataset: str) -> str:
         return self.protocols.get(dataset, self.protocol)

@@ -87,7 +87,11 @@ def score_clip(
                 f"{dataset}/{clip}: prediction of {method} is {tuple(pred.shape)}, ground truth {tuple(gt.shape)}; "
                 "frame counts and sizes must match exactly (nothing is cropped or truncated)"
             )
-        parts.extend(_score_one(method, pred, gt, dataset, clip, frame_names, clip_names, protocol, numbers))
+        try:
+            parts.extend(_score_one(method, pred, gt, dataset, clip, frame_names, clip_names, protocol, numbers))
+        except SeeClearError as exc:
+            message = str(exc)
+            raise SeeClearError(message if f"{dataset}/{clip}" in message else f"{dataset}/{clip} ({method}): {message}") from None
     if gt_reference:
         prediction_only = [n for n in (*frame_names, *clip_names) if get_metric(n).reference == "none"]
         if prediction_only:
