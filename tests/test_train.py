@@ -1,0 +1,111 @@
+"""seeclear_bench.train: single-process training on real test-made shards, checkpoints, CSV log and resume."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.training import TrainConfig, lr_at
+from seeclear_bench.checkpoints import checkpoint_hash, latest_checkpoint, list_checkpoints, load_checkpoint, step_dir
+from seeclear_bench.data import shards
+from seeclear_bench.errors import SeeClearError
+from seeclear_bench.train import main, resolve_shards, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory) -> str:
+    """Two shards of 10-frame windows (LR 12x12, HR 48x48): smooth drifting patterns plus noise, uint8."""
+    root = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    infos = []
+    for s in range(2):
+        samples = []
+        for c in range(2):
+            t = np.arange(10)[:, None, None, None]
+            wave = np.sin(6 * xx[None, :, :, None] + 0.3 * t + np.arange(3) + c)
+            hr = 127 + 100 * wave * np.cos(5 * yy[None, :, :, None])
+            hr = np.clip(hr + rng.normal(0, 4, hr.shape), 0, 255).astype(np.uint8)
+            lr = hr.reshape(10, 12, 4, 12, 4, 3).mean(axis=(2, 4)).round().astype(np.uint8)
+            samples.append(shards.Sample.create(dataset="toy", clip_id=f"c{s}{c}", frame_indices=range(10), lr=lr,
+                                                hr=hr, meta={"scale": 4}))
+        infos.append(shards.write_shard(str(root / f"shard-{s:06d}.tar"), samples))
+    shards.write_manifest(str(root), infos, spec_hash="test")
+    return str(root)
+
+
+def _cfg(steps: int) -> TrainConfig:
+    return TrainConfig.tiny(steps=steps, crop_size=32, batch_size=2, clips_per_sample=2, stage="joint")
+
+
+def _log(run: Path) -> list[dict[str, str]]:
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resolve_shards(shard_dir) -> None:
+    want = [f"{shard_dir}/shard-000000.tar", f"{shard_dir}/shard-000001.tar"]
+    assert resolve_shards(shard_dir) == want
+    assert resolve_shards(f"{shard_dir}/*.tar") == want
+    with pytest.raises(SeeClearError, match="no shards found"):
+        resolve_shards(str(Path(shard_dir) / "nothing"))
+
+
+@pytest.mark.slow
+def test_train_checkpoints_logs_and_resumes(shard_dir, tmp_path) -> None:
+    run = tmp_path / "run"
+    # first call: stop after the first step (out of time), as an interrupted job would
+    first = train(shard_dir, str(run), train_cfg=_cfg(4), checkpoint_every=2, max_seconds=0, progress=False)
+    assert first["step"] == 1 and first["steps_run"] == 1
+    assert latest_checkpoint(str(run)) == step_dir(str(run), 1)
+    assert [r["step"] for r in _log(run)] == ["1"]
+
+    second = train(shard_dir, str(run), train_cfg=_cfg(4), checkpoint_every=2, keep_checkpoints=2, progress=False)
+    assert second["step"] == 4 and second["steps_run"] == 3  # resumed at step 1, ran 2..4
+    assert [s for s, _ in list_checkpoints(str(run))] == [2, 4]  # step 1 pruned (keep 2)
+    rows = _log(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["loss"])) and float(r["lr"]) > 0 for r in rows)
+    # the cosine schedule continues across the resume: row s used lr_at(s - 1)
+    assert [float(r["lr"]) for r in rows] == pytest.approx([lr_at(s, _cfg(4)) for s in range(4)], rel=1e-5)
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["resumed_from"] == step_dir(str(run), 1) and run_json["train"]["stage"] == "joint"
+
+    _, extras = load_checkpoint(second["checkpoint"])
+    assert extras["step"] == 4 and extras["train_config"] == _cfg(4)
+    assert extras["ema_state"]["num_updates"] == 4  # the EMA state survived the resume
+    assert len(checkpoint_hash(second["checkpoint"])) == 64
+
+    third = train(shard_dir, str(run), train_cfg=_cfg(4), progress=False)  # already done: nothing to run
+    assert third["steps_run"] == 0 and third["step"] == 4
+    with pytest.raises(SeeClearError, match="another model/train config"):
+        train(shard_dir, str(run), train_cfg=_cfg(6), progress=False)
+
+
+@pytest.mark.slow
+def test_stage_two_starts_from_stage_one_weights(shard_dir, tmp_path) -> None:
+    stage1 = train(shard_dir, str(tmp_path / "s1"), train_cfg=_cfg(1), progress=False)
+    cfg2 = TrainConfig.tiny(steps=1, crop_size=32, batch_size=1, stage="memory")
+    stage2 = train(shard_dir, str(tmp_path / "s2"), train_cfg=cfg2, init_from=stage1["checkpoint"], progress=False)
+    m1, _ = load_checkpoint(stage1["checkpoint"])
+    m2, _ = load_checkpoint(stage2["checkpoint"])
+    s1, s2 = m1.trainable_state_dict(), m2.trainable_state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1 if not k.startswith("condenser.memory."))  # frozen in stage 2
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1 if k.startswith("condenser.memory."))
+
+
+def test_module_entry_point(shard_dir, tmp_path) -> None:
+    result = main([shard_dir, str(tmp_path / "cli"), "--steps", "1", "--crop", "32", "--batch", "1"])
+    assert result["step"] == 1 and Path(result["checkpoint"], "COMPLETE").exists()
