@@ -15,7 +15,7 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) 
 
     provenance: dict[str, Any] = record(spec_hash=spec_hash, seed=cfg.seed)
     calls = [
-        (url, cfg.methods.names, run_url, provenance)
+        (url, cfg.methods, run_url, provenance)
         for source in cfg.data.sources
         for url in shard_urls(run_url, source.name)
     ]

@@ -317,3 +317,15 @@ def latest_checkpoint(run_url: str) -> str | None:
     """The complete checkpoint with the highest step under ``run_url/checkpoints``, or None."""
     found = list_checkpoints(run_url)
     return found[-1][1] if found else None
+
+
+def export_checkpoint(src_url: str, dst_url: str, *, weights: Literal["model", "ema"] = "ema",
+                      extra: Mapping[str, Any] | None = None) -> str:
+    """Write a slim, inference-only checkpoint: one set of weights (the EMA by default), config and provenance.
+
+    No optimizer, scheduler or second weight copy: this is what gets committed or shipped (a few MB for ``tiny``).
+    """
+    model, extras = load_checkpoint(src_url, weights=weights)
+    return save_checkpoint(dst_url, model.eval(), config=extras["config"], train_config=extras["train_config"],
+                           step=extras["step"], extra={**(extras.get("extra") or {}), **(extra or {}),
+                                                       "exported_from": src_url, "weights": weights})

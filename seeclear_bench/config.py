@@ -36,7 +36,7 @@ from seeclear_bench.errors import SeeClearError, did_you_mean
 Stage = Literal["prepare", "upscale", "evaluate", "report"]
 STAGES: tuple[str, ...] = get_args(Stage)
 DegradationKind = Literal["bicubic", "blur-downsample", "realistic"]
-METHODS: tuple[str, ...] = ("bicubic", "lanczos")
+METHODS: tuple[str, ...] = ("bicubic", "lanczos", "seeclear")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,12 +151,40 @@ class ShardsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SeeClearMethodConfig:
+    """The ``seeclear`` method: a trained checkpoint and how to sample it.
+
+    Attributes:
+        checkpoint: Checkpoint folder URL, or ``builtin:NAME`` for one shipped in ``seeclear_bench/assets``.
+        preset: Expected model preset (``tiny``, ``small``, ``paper``); "" accepts the checkpoint's own.
+        steps: Reverse diffusion steps per clip (1..T; fewer than T are evenly respaced).
+        seed: Seed of the sampling noise; each sample's generator is seeded by (seed, sample key).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    checkpoint: str = ""
+    preset: str = ""
+    steps: int = 1
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("", "tiny", "small", "paper"):
+            raise SeeClearError(f"methods.seeclear.preset must be tiny, small or paper, got {self.preset!r}{did_you_mean(self.preset, ('tiny', 'small', 'paper'))}")
+        if self.steps < 1:
+            raise SeeClearError(f"methods.seeclear.steps must be >= 1, got {self.steps}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class MethodsConfig:
     """Upscalers run on every LR clip; their predictions are written as PNG frames."""
 
     names: tuple[str, ...] = ("bicubic", "lanczos")
+    seeclear: SeeClearMethodConfig = field(default_factory=SeeClearMethodConfig)
 
     def __post_init__(self) -> None:
+        if "seeclear" in self.names and not self.seeclear.checkpoint:
+            raise SeeClearError("methods.names lists 'seeclear' but methods.seeclear.checkpoint is empty; give a checkpoint URL or builtin:NAME")
         for name in self.names:
             if name not in METHODS:
                 raise SeeClearError(f"unknown method {name!r} in methods.names{did_you_mean(name, METHODS)}; valid: {', '.join(METHODS)}")

@@ -1,42 +1,123 @@
-"""Baseline upscalers: LR clip -> HR-sized prediction, the kernels the field's baseline rows use.
+"""Upscalers: LR clip -> HR-sized prediction.
 
 ``bicubic`` is MATLAB's ``imresize(lr, scale, 'bicubic')`` (the kernel behind the field's bicubic rows, e.g.
-26.14 dB on REDS4 and 23.78 dB on Vid4); ``lanczos`` is MATLAB's ``lanczos3``. The learned SeeClear method is added
-by the model issue. This module must not import ray or the model.
+26.14 dB on REDS4 and 23.78 dB on Vid4); ``lanczos`` is MATLAB's ``lanczos3``; ``seeclear`` samples a trained SeeClear
+checkpoint. Every upscaler is called as ``upscale(lr, scale, key=sample_key)`` on a (t h w 3) uint8 clip and returns
+(t, h*scale, w*scale, 3) uint8; ``describe()`` gives what its predictions' records must carry (so that a change of
+checkpoint, steps or seed invalidates earlier predictions). This module must not import ray; torch and the model are
+imported only by ``seeclear``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from importlib import resources
+from typing import Any, Protocol
 
 import numpy as np
 
 from seeclear_bench.errors import SeeClearError, did_you_mean
 
-Upscaler = Callable[[np.ndarray, int], np.ndarray]
+
+class Upscaler(Protocol):
+    def __call__(self, lr: np.ndarray, scale: int, *, key: str = "") -> np.ndarray: ...
+    def describe(self) -> dict[str, Any]: ...
 
 
-def _imresize_upscaler(kernel: str) -> Upscaler:
-    def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-        """Upscale ``lr`` (t h w 3) uint8 by ``scale``; returns (t, h*scale, w*scale, 3) uint8."""
+def _check_lr(lr: np.ndarray) -> None:
+    if lr.ndim != 4 or lr.shape[-1] != 3 or lr.dtype != np.uint8:
+        raise SeeClearError(f"expected an LR clip (t, h, w, 3) uint8, got shape {lr.shape} dtype {lr.dtype}")
+
+
+class ImresizeUpscaler:
+    """MATLAB ``imresize`` upscaling with a named kernel."""
+
+    def __init__(self, kernel: str) -> None:
+        self.kernel = kernel
+
+    def __call__(self, lr: np.ndarray, scale: int, *, key: str = "") -> np.ndarray:
         from seeclear_bench.data.imresize import imresize
 
-        if lr.ndim != 4 or lr.shape[-1] != 3 or lr.dtype != np.uint8:
-            raise SeeClearError(f"expected an LR clip (t, h, w, 3) uint8, got shape {lr.shape} dtype {lr.dtype}")
-        out = imresize(lr, output_shape=(lr.shape[1] * scale, lr.shape[2] * scale), kernel=kernel)
+        _check_lr(lr)
+        out = imresize(lr, output_shape=(lr.shape[1] * scale, lr.shape[2] * scale), kernel=self.kernel)
         return np.ascontiguousarray(out)
 
-    return upscale
+    def describe(self) -> dict[str, Any]:
+        return {"kernel": f"matlab-imresize-{self.kernel}"}
 
 
-UPSCALERS: dict[str, Upscaler] = {
-    "bicubic": _imresize_upscaler("bicubic"),
-    "lanczos": _imresize_upscaler("lanczos3"),
-}
+def resolve_checkpoint(url: str) -> str:
+    """``builtin:NAME`` -> the checkpoint folder shipped in ``seeclear_bench/assets/NAME``; other URLs unchanged."""
+    if not url.startswith("builtin:"):
+        return url
+    name = url.removeprefix("builtin:")
+    folder = resources.files("seeclear_bench").joinpath("assets", name)
+    if not folder.is_dir():
+        shipped = [p.name for p in resources.files("seeclear_bench").joinpath("assets").iterdir()] \
+            if resources.files("seeclear_bench").joinpath("assets").is_dir() else []
+        raise SeeClearError(f"no built-in checkpoint {name!r}{did_you_mean(name, shipped)}; shipped: {shipped or 'none'} "
+                            "(make train-demo builds seeclear-tiny-demo)")
+    return str(folder)
 
 
-def get_upscaler(name: str) -> Upscaler:
-    """Return the upscaler called ``name``; unknown names get a close-match hint."""
-    try:
+class SeeClearUpscaler:
+    """Samples a SeeClear checkpoint; the model is loaded once per process (one Ray task loads it once per shard)."""
+
+    def __init__(self, checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0, device: str = "auto") -> None:
+        import torch
+
+        from seeclear_bench.checkpoints import checkpoint_hash, load_checkpoint
+
+        self.url = resolve_checkpoint(checkpoint)
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.model, extras = load_checkpoint(self.url, device=self.device)
+        self.model.eval()
+        config = extras["config"]
+        self.preset = getattr(config, "name", "") or _preset_of(config)
+        if preset and self.preset and preset != self.preset:
+            raise SeeClearError(f"checkpoint {checkpoint} holds a {self.preset!r} model, the spec asks for {preset!r}")
+        self.steps, self.seed = steps, seed
+        self.hash = checkpoint_hash(self.url)
+        self.source = checkpoint
+
+    def __call__(self, lr: np.ndarray, scale: int, *, key: str = "") -> np.ndarray:
+        import torch
+
+        _check_lr(lr)
+        if scale != self.model.config.scale:
+            raise SeeClearError(f"the SeeClear checkpoint upscales x{self.model.config.scale}, the shards are x{scale}")
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int.from_bytes(hashlib.sha256(f"{self.seed}/{key}".encode()).digest()[:8], "little") >> 1)
+        x = torch.from_numpy(np.ascontiguousarray(lr)).to(self.device).permute(0, 3, 1, 2).float().div(255.0)
+        with torch.no_grad():
+            out = self.model.sample(x[None], generator=generator, steps=self.steps)[0]
+        return out.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"checkpoint": self.source, "checkpoint_hash": self.hash, "preset": self.preset,
+                "steps": self.steps, "sampling_seed": self.seed, "device": self.device}
+
+
+def _preset_of(config: Any) -> str:
+    from model.seeclear import SeeClearConfig
+
+    for name in ("tiny", "small", "paper"):
+        if SeeClearConfig.preset(name).network == config.network:
+            return name
+    return "custom"
+
+
+UPSCALERS: dict[str, Upscaler] = {"bicubic": ImresizeUpscaler("bicubic"), "lanczos": ImresizeUpscaler("lanczos3")}
+BASELINES = tuple(UPSCALERS)
+
+
+def get_upscaler(name: str, methods_cfg: Any = None) -> Upscaler:
+    """Build the upscaler called ``name`` (``methods_cfg.seeclear`` configures ``seeclear``)."""
+    if name in UPSCALERS:
         return UPSCALERS[name]
-    except KeyError:
-        raise SeeClearError(f"unknown method {name!r}{did_you_mean(name, UPSCALERS)}; valid: {', '.join(UPSCALERS)}") from None
+    if name == "seeclear":
+        if methods_cfg is None or not methods_cfg.seeclear.checkpoint:
+            raise SeeClearError("method 'seeclear' needs methods.seeclear.checkpoint")
+        s = methods_cfg.seeclear
+        return SeeClearUpscaler(s.checkpoint, preset=s.preset, steps=s.steps, seed=s.seed, device=s.device)
+    valid = (*BASELINES, "seeclear")
+    raise SeeClearError(f"unknown method {name!r}{did_you_mean(name, valid)}; valid: {', '.join(valid)}")

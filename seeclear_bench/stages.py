@@ -149,27 +149,32 @@ def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list
 
 
 # -- upscale -------------------------------------------------------------------------------------------------------
-def upscale_shard(shard_url: str, methods: Sequence[str], run_url: str, provenance: dict[str, Any]) -> dict[str, int]:
-    """Run each baseline method on every LR window of one shard; write predictions as PNG frames.
+def upscale_shard(shard_url: str, methods: Any, run_url: str, provenance: dict[str, Any]) -> dict[str, int]:
+    """Run each method on every LR window of one shard; write predictions as PNG frames.
 
-    A window whose record exists and whose frames still match their recorded checksums is skipped.
-    Returns counts ``{"written": n, "skipped": n}`` of (method, window) pairs.
+    Args:
+        methods: The run's ``MethodsConfig`` (names, and the ``seeclear`` checkpoint settings).
+
+    A window whose record exists, names the same method configuration (kernel, or checkpoint hash, steps and seed)
+    and whose frames still match their recorded checksums is skipped. Returns counts ``{"written": n, "skipped": n}``
+    of (method, window) pairs.
     """
     from seeclear_bench.data import shards
     from seeclear_bench.data.frames import encode_png
     from seeclear_bench.methods import get_upscaler
 
-    upscalers = {name: get_upscaler(name) for name in methods}
+    upscalers = {name: get_upscaler(name, methods) for name in methods.names}
+    described = {name: up.describe() for name, up in upscalers.items()}
     counts = {"written": 0, "skipped": 0}
     for sample in shards.iter_shard(shard_url, verify=True):
         scale = int(sample.meta["scale"])
         for name, upscale in upscalers.items():
             clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
             record_url = io.join(clip_url, RECORDS_DIR, f"{sample.key}.json")
-            if _record_is_valid(clip_url, record_url):
+            if _record_is_valid(clip_url, record_url, described[name]):
                 counts["skipped"] += 1
                 continue
-            pred = upscale(sample.lr, scale)
+            pred = upscale(sample.lr, scale, key=sample.key)
             if pred.shape != sample.hr.shape:
                 raise SeeClearError(f"method {name} produced {pred.shape} for {sample.key}, expected {sample.hr.shape}")
             checksums = {}
@@ -178,17 +183,19 @@ def upscale_shard(shard_url: str, methods: Sequence[str], run_url: str, provenan
                 io.write_bytes(io.join(clip_url, frame_name(index)), data)
                 checksums[frame_name(index)] = io.sha256_bytes(data)
             io.write_json(record_url, {
-                "method": name, "dataset": sample.dataset, "clip": sample.clip_id, "key": sample.key,
-                "frames": checksums, "scale": scale, **provenance,
+                "method": name, "method_config": described[name], "dataset": sample.dataset, "clip": sample.clip_id,
+                "key": sample.key, "frames": checksums, "scale": scale, **provenance,
             })
             counts["written"] += 1
     return counts
 
 
-def _record_is_valid(clip_url: str, record_url: str) -> bool:
+def _record_is_valid(clip_url: str, record_url: str, method_config: dict[str, Any]) -> bool:
     if not io.exists(record_url):
         return False
     record = io.read_json(record_url)
+    if record.get("method_config") != method_config:
+        return False
     for name, digest in record.get("frames", {}).items():
         frame_url = io.join(clip_url, name)
         if not io.exists(frame_url) or io.sha256_url(frame_url) != digest:
