@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast bench lock train-demo clean
+.PHONY: setup demo test test-fast bench lock train-demo chromium clean
 
 # torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml: they import together with no patching.
 # constraints.txt pins every transitive version the tests passed with, so pip resolves in seconds, not minutes.
@@ -20,6 +20,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/seeclear-bench run --out $(OUT)
 	cp $(OUT)/leaderboard.md reports/demo-leaderboard.md
+	cp $(OUT)/leaderboard.html reports/demo-leaderboard.html
 
 # Train SeeClear-tiny on the demo's training clips (~25 min on 2 cores) and export its EMA weights into the package,
 # where the demo spec's `seeclear` method finds them. The exported checkpoint is committed (a few MB).
@@ -30,7 +31,12 @@ train-demo: setup
 	  --steps $(TRAIN_DEMO_STEPS) --lr 1e-3 --crop 64 --batch 4 --clips 1 --stage condenser --kappa 1.0 \
 	  --checkpoint-every 200 --max-seconds 1700 --export seeclear_bench/assets/seeclear-tiny-demo --no-progress
 
-test: setup
+# The HTML report's browser test drives Debian's Chromium (headless); playwright never downloads a browser here.
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped"
+
+test: setup chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: setup

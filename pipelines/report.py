@@ -1,42 +1,123 @@
-"""Report stage: per-frame table -> per-clip and per-dataset tables, bootstrap intervals, paired comparisons, and the
-leaderboard (Markdown, CSV, Parquet). Pure pandas: no Ray."""
+"""Report stage: per-frame table(s) -> per-clip and per-dataset tables, bootstrap intervals, paired comparisons, ranked
+scores, provenance, the leaderboard (Markdown, CSV, Parquet) and the self-contained HTML page with its pictures.
+Pure pandas and matplotlib: no Ray."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 
 from seeclear_bench import io
+from seeclear_bench.report.merge import Merged
 
 
-def run(frames: pd.DataFrame, out_url: str, *, title: str, command: str | None = None,
-        reference: str | None = "bicubic", seed: int = 0) -> str:
-    """Write the tables under ``out_url`` (``metrics/``, ``leaderboard.*``); returns the Markdown leaderboard."""
+def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str | None = None,
+        reference: str | None = "bicubic", seed: int = 0, runs: Sequence[str] | None = None,
+        html: bool = True) -> str:
+    """Write the tables under ``out_url`` (``metrics/``, ``leaderboard.*``, ``figures/``); returns the Markdown leaderboard.
+
+    Args:
+        frames: One per-frame table (e.g. a run's ``metrics/frames.parquet``) or several merged by
+            :func:`seeclear_bench.report.merge.load_results`.
+        out_url: Output folder; when it is a run folder (``spec.json``), its predictions, shards and records also
+            serve as frames for the pictures and as provenance.
+        title: Heading of the leaderboard and the page.
+        command: The command line that made the results, shown at the top of every report file.
+        reference: Method every other is compared with (skipped when absent or alone).
+        seed: Seed of the bootstrap resampling.
+        runs: Further run folders to draw pictures from.
+        html: Also write ``leaderboard.html`` and ``figures/*.png``.
+    """
     from seeclear_bench.leaderboard import build_leaderboard, leaderboard_markdown
-    from seeclear_bench.metrics.intervals import dataset_intervals, paired_comparison
+    from seeclear_bench.metrics.intervals import (
+        N_BOOT,
+        dataset_intervals,
+        paired_comparison,
+    )
     from seeclear_bench.metrics.scoring import GT_METHOD
     from seeclear_bench.metrics.tables import clip_table, dataset_table, save_table
+    from seeclear_bench.report.provenance import provenance_table
+    from seeclear_bench.report.ranking import paired_verdicts, score_table
 
-    clips = clip_table(frames)
+    merged = frames if isinstance(frames, Merged) else _merge_single(frames, out_url)
+    results = merged.results()
+    clips = clip_table(results)
     save_table(clips, io.join(out_url, "metrics", "clips"))
-    save_table(dataset_table(clips, frames), io.join(out_url, "metrics", "datasets"))
+    datasets = dataset_table(clips, results)
+    save_table(datasets, io.join(out_url, "metrics", "datasets"))
     intervals = dataset_intervals(clips, seed=seed)
     save_table(intervals, io.join(out_url, "metrics", "intervals"))
-    board = build_leaderboard(frames)
+    scores = score_table(datasets, intervals, unranked=[GT_METHOD])
+    save_table(scores, io.join(out_url, "metrics", "scores"))
+    provenance = provenance_table(results)
+    save_table(provenance, io.join(out_url, "metrics", "provenance"))
+    board = build_leaderboard(results)
     save_table(_flatten(board), io.join(out_url, "leaderboard"))
     text = leaderboard_markdown(board, title=title, command=command).rstrip("\n") + "\n"
+    text += _conflicts_markdown(merged.conflicts)
     text += _intervals_markdown(intervals)
     contenders = clips[clips["method"] != GT_METHOD]
+    paired = None
     if reference and reference in set(contenders["method"]) and contenders["method"].nunique() > 1:
-        paired = paired_comparison(contenders, reference=reference, seed=seed)
+        paired = paired_verdicts(paired_comparison(contenders, reference=reference, seed=seed))
         save_table(paired, io.join(out_url, "metrics", "paired"))
         text += _paired_markdown(paired, reference)
+    text += _provenance_markdown(provenance)
+    if html:
+        from seeclear_bench.provenance import code_version
+        from seeclear_bench.report.build import (
+            HTML_NAME,
+            draw_pictures,
+            method_note,
+            reproduce_commands,
+            write_html_report,
+        )
+        from seeclear_bench.report.html import ReportPage
+
+        folders = list(runs or ()) + ([out_url] if io.exists(io.join(out_url, "spec.json")) else [])
+        pictures, notes = draw_pictures(merged, scores, runs=folders)
+        version = code_version()
+        for method, dataset, metric, n_inf, n_frames, treatment in board.attrs.get("inf_frames", []):
+            notes.append(f"{method}, {dataset} {metric}: {n_inf} of {n_frames} frames identical to the ground truth "
+                         f"(inf), {treatment}.")
+        page = ReportPage(
+            title=title, command=command, scores=scores, groups=merged.groups, clips=clips, frames=results,
+            provenance=provenance, paired=paired, reference=reference, pictures=pictures,
+            conflicts=merged.conflicts, notes=notes,
+            commands=reproduce_commands(merged, command=command, out_url=out_url, title=title, reference=reference,
+                                        seed=seed),
+            generator=f"seeclear-bench {version['seeclear_bench']} (git {version['git_commit']})",
+            method_note=method_note(scores, n_boot=N_BOOT, seed=seed),
+        )
+        write_html_report(page, out_url)
+        text += f"\nPictures, sortable tables and per-frame breakdowns: `{HTML_NAME}` (one self-contained file).\n"
     io.write_bytes(io.join(out_url, "leaderboard.md"), text.encode("utf-8"))
     return text
+
+
+def _merge_single(frames: pd.DataFrame, out_url: str) -> Merged:
+    """A single per-frame table as a merge of one; a run folder's own table is named and its provenance filled."""
+    from seeclear_bench.report.merge import merge_results
+    from seeclear_bench.report.provenance import fill_from_run
+
+    is_run = io.exists(io.join(out_url, "spec.json"))
+    source = io.join(out_url, "metrics", "frames.parquet") if is_run else "per-frame table"
+    if is_run:
+        frames = fill_from_run(frames, out_url)
+    merged = merge_results([(source, frames)])
+    return Merged(merged.frames, merged.groups, merged.sources, (out_url,) if is_run else (), merged.conflicts)
 
 
 def _flatten(board: pd.DataFrame) -> pd.DataFrame:
     flat = board.copy()
     flat.columns = ["/".join(map(str, col)) for col in flat.columns]
     return flat.reset_index()
+
+
+def _conflicts_markdown(conflicts: Sequence[str]) -> str:
+    if not conflicts:
+        return ""
+    return "\n## Conflicts found while merging\n\n" + "".join(f"- {c}\n" for c in conflicts)
 
 
 def _intervals_markdown(intervals: pd.DataFrame) -> str:
@@ -49,8 +130,26 @@ def _intervals_markdown(intervals: pd.DataFrame) -> str:
 
 def _paired_markdown(paired: pd.DataFrame, reference: str) -> str:
     lines = ["", f"## Paired differences against `{reference}` (same clips resampled for both)", "",
-             "| Dataset | Metric | Method | Difference | Interval | Significant |", "|:---|:---|:---|---:|:---:|:---:|"]
+             "| Dataset | Metric | Method | Difference | Interval | Significant | Verdict |",
+             "|:---|:---|:---|---:|:---:|:---:|:---|"]
     for r in paired.itertuples(index=False):
         lines.append(f"| {r.dataset} | {r.metric} | {r.method} | {r.difference:+.4f} | "
-                     f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {'yes' if r.significant else 'no'} |")
+                     f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {'yes' if r.significant else 'no'} | {r.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _provenance_markdown(provenance: pd.DataFrame) -> str:
+    from seeclear_bench.report.provenance import FIELDS
+
+    columns = ["method", "dataset", "protocol", *FIELDS, "status"]
+    header = ["Method", "Dataset", "Protocol", *[label for label, _ in FIELDS.values()], "Status"]
+    lines = ["", "## Provenance", "", ("`unknown`: not recorded; `n/a`: does not apply (no checkpoint for a kernel "
+             "baseline); a row marked **no provenance** came from a table without any provenance columns."), "",
+             "| " + " | ".join(header) + " |", "|" + "|".join([":---"] * len(header)) + "|"]
+    for row in provenance.to_dict("records"):
+        cells = [str(row[c]).replace("|", "\\|") for c in columns]
+        cells[2] = f"{row['protocol']} ({row['protocol_hash']})"
+        if row["status"] != "complete":
+            cells[-1] = f"**{cells[-1]}**"
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -155,22 +155,29 @@ def evaluate(
 
 @app.command()
 def leaderboard(
-    tables: Annotated[list[str], typer.Argument(help="Per-frame result tables (frames.parquet or .csv), any fsspec URL.")],
-    out: Annotated[str, typer.Option("--out", help="Folder for leaderboard.md/.csv/.parquet.")] = "runs/leaderboard",
+    tables: Annotated[list[str], typer.Argument(help="Per-frame result tables (frames.parquet or .csv) or run folders, any fsspec URL.")],
+    out: Annotated[str, typer.Option("--out", help="Folder for leaderboard.md/.csv/.parquet/.html, metrics/ and figures/.")] = "runs/leaderboard",
     title: Annotated[str, typer.Option(help="Title of the leaderboard.")] = "seeclear-bench leaderboard",
     reference: Annotated[str, typer.Option(help="Method every other is compared with (paired differences over clips).")] = "bicubic",
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling (a run's report uses the spec's seed).")] = 0,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Also write leaderboard.html (self-contained) and figures/*.png.")] = True,
+    runs: Annotated[Optional[list[str]], typer.Option("--run", help="Run folder holding predictions and shards to draw pictures from (repeatable); run folders given as TABLES are used already.")] = None,
+    merge_identical: Annotated[bool, typer.Option("--merge-identical", help="Keep one copy of a row that two tables hold with exactly the same value (e.g. bicubic in two runs) instead of refusing.")] = False,
 ) -> None:
     """Merge per-frame result tables from any number of runs into one leaderboard (methods x datasets).
 
-    Rows computed under different protocols or metric variants never share a column: such a merge is refused with
-    the two protocols named. Also writes per-clip and per-dataset tables, bootstrap intervals over clips and paired
-    differences against --reference.
+    Rows are grouped by dataset and protocol: a dataset scored under two protocols gets two column groups, never
+    averaged, and the conflict is reported. Duplicate rows, unknown metrics, missing columns and mixed metric
+    variants are refused naming the file and row. Also writes per-clip and per-dataset tables, bootstrap intervals
+    over clips, ranks, paired differences against --reference, provenance per row and (with --html) one
+    self-contained HTML page with sortable tables and pictures.
     """
     from pipelines.report import run as run_report
-    from seeclear_bench.metrics.tables import load_frames
+    from seeclear_bench.report.merge import load_results
 
-    frames = load_frames(tables)
-    text = run_report(frames, out, title=title, command=_command_line(), reference=reference)
+    merged = load_results(tables, allow_identical=merge_identical)
+    text = run_report(merged, out, title=title, command=_command_line(), reference=reference, seed=seed,
+                      runs=runs or (), html=html)
     typer.echo(text)
 
 
@@ -196,6 +203,55 @@ def info(
 
         data["ray_resources"] = connect(address)
     typer.echo(json.dumps(data, indent=2))
+
+
+@app.command()
+def train(
+    shards: Annotated[str, typer.Argument(help="Training shards: a shard folder with manifest.json, a glob or one .tar (any fsspec URL).")],
+    out: Annotated[str, typer.Option("--out", help="Run folder: log.csv, run.json, checkpoints/.")] = "runs/train",
+    preset: Annotated[str, typer.Option(help="Model preset: tiny, small or paper.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay to a tenth of it).")] = 1e-3,
+    crop: Annotated[int, typer.Option(help="HR crop size (a multiple of 32).")] = 64,
+    batch: Annotated[int, typer.Option(help="Samples per step.")] = 4,
+    stage: Annotated[str, typer.Option(help="condenser (stage 1), memory (stage 2) or joint (stage 3).")] = "condenser",
+    clips: Annotated[int, typer.Option(help="Consecutive 5-frame clips per sample (2+ trains the memory carry).")] = 1,
+    kappa: Annotated[Optional[float], typer.Option(help="Override the preset's diffusion kappa (ResShift's bicubic setting is 1.0).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data order, crops and diffusion noise.")] = 0,
+    init_from: Annotated[Optional[str], typer.Option(help="Start from this checkpoint's weights (e.g. the previous stage).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop (with a checkpoint) after this many seconds.")] = None,
+    export: Annotated[Optional[str], typer.Option(help="At the end, write a slim EMA-weights checkpoint here.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    progress: ProgressOpt = True,
+) -> None:
+    """Train SeeClear on WebDataset shards in one process, on CPU or one GPU.
+
+    Checkpoints every --checkpoint-every steps; running the same command again resumes from the latest complete
+    checkpoint. Loss and learning rate per step go to <out>/log.csv.
+    """
+    import dataclasses
+
+    from model.seeclear import SeeClearConfig
+    from model.training import TrainConfig
+    from seeclear_bench.train import train as run_train
+
+    cfg = TrainConfig.tiny(steps=steps, lr=lr, crop_size=crop, batch_size=batch, stage=stage, seed=seed,
+                           clips_per_sample=clips, min_lr=lr / 10)
+    model_cfg = SeeClearConfig.preset(preset)
+    if kappa is not None:
+        model_cfg = model_cfg.with_overrides(diffusion=dataclasses.replace(model_cfg.diffusion, kappa=kappa))
+    result = run_train(shards, out, preset=preset, model_config=model_cfg, train_cfg=cfg, init_from=init_from,
+                       checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device, progress=progress)
+    typer.echo(json.dumps(result, indent=2, default=str))
+    if export:
+        from seeclear_bench.checkpoints import export_checkpoint, latest_checkpoint
+
+        latest = latest_checkpoint(out)
+        if latest is None:
+            raise SeeClearError(f"no complete checkpoint in {out} to export")
+        export_checkpoint(latest, export, extra={"command": _command_line()})
+        typer.echo(f"exported EMA weights of {latest} -> {export}")
 
 
 weights_app = typer.Typer(help="Weights of the learned metrics: where they are looked for, which are present, fetching.",
