@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from seeclear_bench import io
-from seeclear_bench.config import DataConfig, RunConfig, SourceConfig
+from seeclear_bench.config import DataConfig, MethodsConfig, RunConfig, SourceConfig
 from seeclear_bench.data.frames import read_frame
 from seeclear_bench.errors import SeeClearError
 
@@ -32,21 +32,28 @@ def demo_run(tmp_path_factory, ray_session):
 
 def test_demo_writes_every_stage(demo_run):
     out, result = demo_run
-    assert result.manifests["demo-video"]["total_samples"] == 4  # 2 clips x 10 frames, windows of 5
-    assert result.manifests["demo-photo"]["total_samples"] == 6
-    assert result.upscaled == {"written": 20, "skipped": 0}
-    for method in ("bicubic", "lanczos"):
+    assert result.manifests["demo-train"]["total_samples"] == 6  # 3 clips x 10 frames, windows of 5
+    assert result.manifests["demo-heldout"]["total_samples"] == 4
+    assert result.upscaled == {"written": 30, "skipped": 0}  # 10 windows x 3 methods
+    for method in ("bicubic", "lanczos", "seeclear"):
         pngs = [u for u in io.glob(io.join(out, "predictions", method, "*", "*", "*.png"))]
         assert len(pngs) == 50
     frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     # methods x (frames x {psnr, ssim} + clips x tOF steps: TecoGAN skips 2 frames at each end of a 10-frame clip)
-    assert len(frames) == 2 * (50 * 2 + 5 * 5)
-    assert set(frames.loc[frames.dataset == "demo-video", "protocol"]) == {"basicsr-vid4-y"}
-    assert set(frames.loc[frames.dataset == "demo-photo", "protocol"]) == {"basicsr-reds4-rgb"}
+    assert len(frames) == 3 * (50 * 2 + 5 * 5)
+    assert set(frames["protocol"]) == {"basicsr-reds4-rgb"}
     assert frames["value"].notna().all() and np.isfinite(frames["value"]).all()
     assert {"spec_hash", "git_commit", "seeclear_bench", "seed", "device"} <= set(frames.columns)
     text = io.read_bytes(io.join(out, "leaderboard.md")).decode()
-    assert "bicubic" in text and "lanczos" in text and "demo-photo" in text and "demo-video" in text
+    assert all(word in text for word in ("bicubic", "lanczos", "seeclear", "demo-train", "demo-heldout"))
+
+
+def test_trained_seeclear_tiny_beats_bicubic_on_held_out_clips(demo_run):
+    out, _ = demo_run
+    frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
+    psnr = frames[(frames["dataset"] == "demo-heldout") & (frames["metric"] == "psnr")]
+    clip_means = psnr.groupby(["method", "clip"])["value"].mean().groupby("method").mean()
+    assert clip_means["seeclear"] > clip_means["bicubic"] + 0.1
 
 
 def test_table_value_matches_an_independent_psnr(demo_run):
@@ -54,7 +61,7 @@ def test_table_value_matches_an_independent_psnr(demo_run):
     frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     row = frames[(frames["method"] == "lanczos") & (frames["clip"] == "astronaut_pan") & (frames["frame"] == 7)
                  & (frames["metric"] == "psnr")].iloc[0]
-    pred = read_frame(io.join(out, "predictions", "lanczos", "demo-photo", "astronaut_pan", "00000007.png"))
+    pred = read_frame(io.join(out, "predictions", "lanczos", "demo-train", "astronaut_pan", "00000007.png"))
     gt = read_frame(io.join(out, "source", "demo", "astronaut_pan", sorted(
         io.basename(u) for u in io.glob(io.join(out, "source", "demo", "astronaut_pan", "*.png")))[7]))
     assert row["value"] == pytest.approx(_psnr_rgb(pred, gt), abs=1e-9)
@@ -66,7 +73,7 @@ def test_bicubic_prediction_is_matlab_imresize_of_the_lr(demo_run):
     from seeclear_bench.data.imresize import imresize
 
     out, _ = demo_run
-    url = io.join(out, "shards", "demo-photo", "demo-photo-00000-00.tar")
+    url = io.join(out, "shards", "demo-train", "demo-train-00000-00.tar")
     sample = next(shards.iter_shard(url))
     expected = imresize(sample.lr, output_shape=sample.hr.shape[1:3])
     got = np.stack([read_frame(io.join(out, "predictions", "bicubic", sample.dataset, sample.clip_id, f"{i:08d}.png"))
@@ -80,7 +87,7 @@ def test_rerun_skips_verified_work_and_gives_the_same_table(demo_run):
     out, _ = demo_run
     before = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     again = run(RunConfig.demo(), out, progress=False)
-    assert again.upscaled == {"written": 0, "skipped": 20}
+    assert again.upscaled == {"written": 0, "skipped": 30}
     after = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     cols = ["method", "dataset", "clip", "frame", "metric", "value", "protocol_hash"]
     pd.testing.assert_frame_equal(before[cols], after[cols])
@@ -100,7 +107,8 @@ def _flip_byte_in_member(tar_url: str, suffix: str) -> str:
 def _small_spec(url: str, **degrade) -> RunConfig:
     cfg = RunConfig.demo()
     source = SourceConfig(name="tiny", url=url, layout="clips", clips=("astronaut_pan",), max_frames=5)
-    cfg = dataclasses.replace(cfg, data=DataConfig(sources=(source,)), evaluate=dataclasses.replace(cfg.evaluate, protocols={}, metrics=("psnr", "ssim")))
+    cfg = dataclasses.replace(cfg, data=DataConfig(sources=(source,)), methods=MethodsConfig(names=("bicubic", "lanczos")),
+                              evaluate=dataclasses.replace(cfg.evaluate, protocols={}, metrics=("psnr", "ssim")))
     if degrade:
         cfg = dataclasses.replace(cfg, degrade=dataclasses.replace(cfg.degrade, **degrade))
     return cfg
