@@ -12,12 +12,34 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
+import threading
 import time
 
 import torch
 
 from model.seeclear import SeeClear, SeeClearConfig
+
+
+class RssPeak:
+    """Samples the process's resident memory every 5 ms while the block runs (CPU peak memory)."""
+
+    def __enter__(self) -> "RssPeak":
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def count(model: torch.nn.Module) -> int:
@@ -48,20 +70,22 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            start = time.perf_counter()
-            model.sample(lr, generator=gen, steps=args.steps)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
+            with RssPeak() as rss:
+                start = time.perf_counter()
+                model.sample(lr, generator=gen, steps=args.steps)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
         if device.type == "cuda":
             peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB GPU"
         else:
-            peak = f"+{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024:.0f} MiB RSS peak growth"
+            peak = f"{rss.peak / 2**20:.0f} MiB peak RSS (+{(rss.peak - rss.start) / 2**20:.0f} MiB while sampling)"
         print(f"{preset:<6} {count(model) / 1e6:8.2f} M params  {seconds / args.frames:7.3f} s/frame  {peak}")
-    paper = SeeClear(SeeClearConfig.paper())
-    print(f"paper  {count(paper) / 1e6:8.2f} M params (trainable condenser + learned distiller; the paper reports "
-          "229.23 M; see model/README.md for how the frozen distiller is counted)")
+    from model.networks import PixelCondenser
+
+    paper = PixelCondenser(SeeClearConfig.paper().network)
+    print(f"paper  {count(paper) / 1e6:8.2f} M params in the trainable Pixel Condenser (the paper reports 229.23 M; "
+          "the frozen CLIPSeg distiller adds about 150.7 M, see model/README.md)")
 
 
 if __name__ == "__main__":
