@@ -19,6 +19,8 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     manifests: dict[str, Any] = field(default_factory=dict)
     upscaled: dict[str, int] = field(default_factory=dict)
+    trained: dict[str, Any] = field(default_factory=dict)
+    inferred: dict[str, int] = field(default_factory=dict)
     n_rows: int = 0
     leaderboard: str = ""
 
@@ -30,6 +32,48 @@ def write_spec(cfg: RunConfig, out_url: str) -> str:
     digest = spec_hash(cfg)
     io.write_json(io.join(out_url, "spec.json"), {"spec": cfg.to_dict(), "spec_hash": digest, **record()})
     return digest
+
+
+def _eval_cfg(cfg: RunConfig) -> RunConfig:
+    """The spec upscale/infer/evaluate/report see: without the datasets the train stage trains on."""
+    import dataclasses
+
+    if "train" not in cfg.stages or not cfg.train.datasets:
+        return cfg
+    sources = tuple(s for s in cfg.data.sources if s.name not in cfg.train.datasets)
+    return _with(cfg, data=dataclasses.replace(cfg.data, sources=sources))
+
+
+def _with(cfg: RunConfig, **fields: Any) -> RunConfig:
+    """A copy of ``cfg`` with fields replaced, not validated again (dataclasses.replace would check train.datasets
+    against a source list from which the training data was just removed)."""
+    import copy
+
+    out = copy.copy(cfg)
+    for name, value in fields.items():
+        object.__setattr__(out, name, value)
+    return out
+
+
+def _upscale_cfg(cfg: RunConfig, out_url: str) -> RunConfig:
+    """The spec the upscale stage sees: without ``seeclear`` when ``infer`` runs it (whole videos, memory carried),
+    else with ``run:train`` resolved to the train stage's exported checkpoint."""
+    import dataclasses
+
+    from seeclear_bench.config import TRAINED_CHECKPOINT
+
+    methods = cfg.methods
+    if "seeclear" not in methods.names:
+        return cfg
+    if "infer" in cfg.stages:
+        names = tuple(n for n in methods.names if n != "seeclear")
+        return _with(cfg, methods=dataclasses.replace(methods, names=names))
+    if methods.seeclear.checkpoint == TRAINED_CHECKPOINT:
+        from pipelines.infer import trained_checkpoint
+
+        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(out_url, cfg.infer.weights))
+        return _with(cfg, methods=dataclasses.replace(methods, seeclear=seeclear))
+    return cfg
 
 
 def run(
@@ -56,10 +100,18 @@ def run(
         started = time.perf_counter()
         if stage == "prepare":
             result.manifests = prepare.run(cfg, out_url, digest, clips=clips, progress=progress)
+        elif stage == "train":
+            from pipelines import train
+
+            result.trained = train.run(cfg, out_url, digest, progress=progress)
         elif stage == "upscale":
-            result.upscaled = upscale.run(cfg, out_url, digest, progress=progress)
+            result.upscaled = upscale.run(_upscale_cfg(_eval_cfg(cfg), out_url), out_url, digest, progress=progress)
+        elif stage == "infer":
+            from pipelines import infer
+
+            result.inferred = infer.run(_eval_cfg(cfg), out_url, digest, progress=progress)
         elif stage == "evaluate":
-            frames = evaluate.run(cfg, out_url, digest, progress=progress)
+            frames = evaluate.run(_eval_cfg(cfg), out_url, digest, progress=progress)
         elif stage == "report":
             if frames is None:
                 frames = pd.read_parquet(io.join(out_url, "metrics", "frames.parquet"))

@@ -33,10 +33,12 @@ from typing import Any, Literal, get_args, get_origin
 
 from seeclear_bench.errors import SeeClearError, did_you_mean
 
-Stage = Literal["prepare", "upscale", "evaluate", "report"]
-STAGES: tuple[str, ...] = get_args(Stage)
+Stage = Literal["prepare", "train", "upscale", "infer", "evaluate", "report"]
+STAGES: tuple[str, ...] = get_args(Stage)  # pipeline order; upscale and infer may both run
+DEFAULT_STAGES: tuple[str, ...] = ("prepare", "upscale", "evaluate", "report")
 DegradationKind = Literal["bicubic", "blur-downsample", "realistic"]
 METHODS: tuple[str, ...] = ("bicubic", "lanczos", "seeclear")
+TRAINED_CHECKPOINT = "run:train"  # methods.seeclear.checkpoint: the newest checkpoint of this run's train stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +234,113 @@ class ReportConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrainStageConfig:
+    """The ``train`` stage: SeeClear trained with Ray Train on the prepared shards (``pipelines/train.py``).
+
+    Attributes:
+        datasets: Prepared datasets (``data.sources`` names) whose shards train the model; they are training data
+            only (upscale, infer and evaluate skip them when this stage runs).
+        val_datasets: Held-out prepared datasets scored (PSNR/SSIM) every ``validate_every`` steps.
+        preset: Model preset (``tiny``, ``small``, ``paper``).
+        workers: Ray Train workers (one DDP rank each).
+        use_gpu: One GPU per worker (NCCL, bf16 autocast where supported); False: CPU workers with gloo.
+        cpus_per_worker: CPU share of each worker; fractional values keep small machines from starving.
+        steps: Optimizer steps in all. Every rank runs exactly this many (its shard stream restarts with the next
+            epoch's shuffle when it runs out), so uneven shards cannot hang DDP.
+        lr: Peak learning rate (cosine to ``min_lr`` after ``warmup`` steps).
+        min_lr: Final learning rate.
+        warmup: Linear warm-up steps.
+        batch: Samples per worker per micro-step.
+        grad_accum: Micro-steps per optimizer step.
+        grad_clip: Gradient-norm clip (0: none).
+        ema_decay: EMA decay.
+        crop: HR crop side (a multiple of the scale).
+        stage: ``condenser``, ``memory`` or ``joint`` (SeeClear Sec. 4.1).
+        clips_per_sample: Consecutive clips per sample (memory carried between them in stages memory/joint).
+        kappa: Diffusion kappa override (0: the preset's).
+        init_from: Checkpoint whose weights start a fresh run (e.g. stage 2 from stage 1).
+        checkpoint_every: Steps between checkpoints (the last step is always saved).
+        keep_checkpoints: Newest checkpoints kept.
+        max_failures: Worker-group restarts Ray Train allows (each resumes from the last checkpoint).
+        validate_every: Steps between validations (0: never).
+        validate_samples: Held-out samples per validation.
+        validate_steps: Reverse diffusion steps when validating.
+        deterministic: Deterministic torch kernels (same seed and workers give the same weights, also after a
+            restart from a checkpoint).
+    """
+
+    datasets: tuple[str, ...] = ()
+    val_datasets: tuple[str, ...] = ()
+    preset: Literal["tiny", "small", "paper"] = "tiny"
+    workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 0.5
+    steps: int = 100
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 10
+    batch: int = 2
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    crop: int = 64
+    stage: Literal["condenser", "memory", "joint"] = "condenser"
+    clips_per_sample: int = 1
+    kappa: float = 0.0
+    init_from: str = ""
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 3
+    max_failures: int = 2
+    validate_every: int = 0
+    validate_samples: int = 4
+    validate_steps: int = 1
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "steps", "batch", "grad_accum", "crop", "clips_per_sample", "checkpoint_every",
+                     "keep_checkpoints", "validate_samples", "validate_steps"):
+            if getattr(self, name) < 1:
+                raise SeeClearError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup", "max_failures", "validate_every"):
+            if getattr(self, name) < 0:
+                raise SeeClearError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.cpus_per_worker <= 64:
+            raise SeeClearError(f"train.cpus_per_worker must be in (0, 64], got {self.cpus_per_worker}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise SeeClearError(f"train.lr must be > 0 and train.min_lr in [0, lr], got lr {self.lr}, min_lr {self.min_lr}")
+        if self.warmup >= self.steps:
+            raise SeeClearError(f"train.warmup ({self.warmup}) must be below train.steps ({self.steps})")
+        if not 0 <= self.ema_decay < 1 or self.grad_clip < 0 or self.kappa < 0:
+            raise SeeClearError("train.ema_decay must be in [0, 1), train.grad_clip and train.kappa >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferStageConfig:
+    """The ``infer`` stage: SeeClear on whole videos with Ray Data, the memory carried clip to clip.
+
+    The checkpoint, preset, steps and seed come from ``methods.seeclear`` (an empty checkpoint there takes the
+    ``train`` stage's newest checkpoint, EMA weights). Predictions go where ``evaluate`` reads them
+    (``predictions/seeclear/<dataset>/<clip>``).
+
+    Attributes:
+        datasets: Prepared datasets to super-resolve (empty: every ``data.sources`` entry).
+        cpus_per_actor: CPU share of each inference actor (GPU clusters: one actor per GPU).
+        actors: Most actors in the pool (0: one per GPU, or 2 on CPU).
+        weights: ``ema`` or ``model`` weights of a training checkpoint.
+    """
+
+    datasets: tuple[str, ...] = ()
+    cpus_per_actor: float = 0.5
+    actors: int = 0
+    weights: Literal["ema", "model"] = "ema"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.cpus_per_actor <= 64 or self.actors < 0:
+            raise SeeClearError(f"infer.cpus_per_actor must be in (0, 64] and infer.actors >= 0, got "
+                                f"{self.cpus_per_actor} and {self.actors}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RayConfig:
     """Resources asked of Ray. Fractional CPUs keep a 2-core machine from deadlocking."""
 
@@ -249,7 +358,7 @@ class RunConfig:
 
     name: str = "run"
     seed: int = 0
-    stages: tuple[Stage, ...] = STAGES
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
     data: DataConfig = field(default_factory=DataConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
@@ -257,10 +366,29 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    infer: InferStageConfig = field(default_factory=InferStageConfig)
 
     def __post_init__(self) -> None:
         if "prepare" in self.stages and not self.data.sources:
             raise SeeClearError("the spec runs 'prepare' but lists no [[data.sources]]")
+        names = [s.name for s in self.data.sources]
+        for key, datasets in (("train.datasets", self.train.datasets), ("train.val_datasets", self.train.val_datasets),
+                              ("infer.datasets", self.infer.datasets)):
+            for name in datasets:
+                if name not in names:
+                    raise SeeClearError(f"{key} names {name!r}, which is not a data.sources name{did_you_mean(name, names)}")
+        if "train" in self.stages and not self.train.datasets:
+            raise SeeClearError("the spec runs 'train' but train.datasets is empty; name the data.sources to train on")
+        if self.methods.seeclear.checkpoint == TRAINED_CHECKPOINT and "train" not in self.stages:
+            raise SeeClearError(f"methods.seeclear.checkpoint is {TRAINED_CHECKPOINT!r} but the spec does not run "
+                                "'train'; add the stage or give a checkpoint URL")
+        if "infer" in self.stages and "evaluate" in self.stages and "seeclear" not in self.methods.names:
+            raise SeeClearError("the spec runs 'infer' and 'evaluate' but methods.names lacks 'seeclear'; add it so "
+                                "the inferred videos are scored")
+        if "infer" in self.stages and not self.methods.seeclear.checkpoint and "train" not in self.stages:
+            raise SeeClearError("the spec runs 'infer' without 'train' and methods.seeclear.checkpoint is empty; "
+                                "give a checkpoint URL or add the 'train' stage")
         order = [s for s in STAGES if s in self.stages]
         if list(self.stages) != order:
             raise SeeClearError(f"stages must be in pipeline order {list(STAGES)}, got {list(self.stages)}")
@@ -268,6 +396,14 @@ class RunConfig:
     # -- serialisation -------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build and validate; with a ``train`` stage an empty ``methods.seeclear.checkpoint`` becomes
+        ``"run:train"`` (the checkpoint that stage trains)."""
+        if isinstance(data, dict) and "train" in (data.get("stages") or ()):
+            methods = data.get("methods")
+            seeclear = methods.get("seeclear") if isinstance(methods, dict) else None
+            if isinstance(methods, dict) and (seeclear is None or isinstance(seeclear, dict)) \
+                    and not (seeclear or {}).get("checkpoint"):
+                data = {**data, "methods": {**methods, "seeclear": {**(seeclear or {}), "checkpoint": TRAINED_CHECKPOINT}}}
         return _build(cls, data, "")
 
     @classmethod
@@ -291,7 +427,13 @@ class RunConfig:
         return cls.from_toml(text, source="demo.toml")
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        """JSON-able form; the ``train``/``infer`` tables are left out at their defaults, so specs written before
+        those stages existed keep their hash (and their prepared shards stay valid)."""
+        data = _jsonable(dataclasses.asdict(self))
+        for name, default in (("train", TrainStageConfig()), ("infer", InferStageConfig())):
+            if getattr(self, name) == default:
+                del data[name]
+        return data
 
 
 def spec_hash(cfg: Any) -> str:

@@ -1,0 +1,129 @@
+"""Ray Train / Ray Data throughput of SeeClear: training samples/s with 1 and 2 workers, inference frames/s.
+
+    .venv/bin/python benchmarks/bench_train.py [--preset tiny] [--steps 20] [--gpu]
+
+Shards are cut from the embedded demo footage (64x64 HR, x4 bicubic LR, 5-frame samples) into a temporary folder.
+Training throughput is taken from ``log.csv`` over the steps after the first two (Ray start-up and the first
+step's warm-up excluded); inference counts output frames over the Ray Data run (actor start-up included). On a GPU
+(``--gpu``) it also times the ``paper`` preset's 15-step sampling of one 128->512 frame (the paper: 1.142 s).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def make_shards(root: Path) -> list[str]:
+    from seeclear_bench.config import RunConfig
+    from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.sources import discover_clips
+    from seeclear_bench.stages import prepare_group
+
+    src = str(root / "src")
+    write_demo_source(src, frames=10, size=(64, 64))
+    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
+                               "shards": {"window": 5, "max_samples_per_shard": 2}})
+    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0,
+                          str(root / "shards"), "bench")
+    return [str(root / "shards" / info["name"]) for info in infos]
+
+
+def train_rate(shards: list[str], out: Path, *, workers: int, steps: int, preset: str, gpu: bool) -> float:
+    from pipelines.train import fit, read_log
+    from seeclear_bench.config import TrainStageConfig
+
+    settings = TrainStageConfig(workers=workers, use_gpu=gpu, cpus_per_worker=0.5 if not gpu else 2, steps=steps,
+                                warmup=1, batch=2, crop=32 if not gpu else 128, checkpoint_every=steps, preset=preset,
+                                max_failures=0)
+    fit(shards, str(out), settings=settings, progress=False)
+    rows = read_log(str(out))[2:]
+    seconds = float(rows[-1]["seconds"]) - float(read_log(str(out))[1]["seconds"])
+    return len(rows) * settings.batch * workers / seconds
+
+
+def infer_rate(root: Path, steps: int, actors: int) -> tuple[float, int]:
+    import torch
+
+    from model.seeclear import SeeClear, SeeClearConfig
+    from pipelines.infer import infer_videos, videos_from_url
+    from seeclear_bench.checkpoints import save_checkpoint
+    from seeclear_bench.data.demo import write_demo_source
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(str(root / "ckpt"), SeeClear(SeeClearConfig.tiny()), step=0)
+    write_demo_source(str(root / "lr"), frames=10, size=(32, 32))
+    rows = videos_from_url(str(root / "lr"), dataset="lr", layout="clips")
+    start = time.perf_counter()
+    infer_videos(rows, str(root / "out"), checkpoint=ckpt, steps=steps, actors=actors, progress=False)
+    frames = 10 * len(rows)
+    return frames / (time.perf_counter() - start), frames
+
+
+def paper_frame_seconds() -> float:
+    """Seconds per 128->512 frame of the paper preset at 15 steps (random weights; CLIPSeg-free timing not possible:
+    the paper preset needs the CLIPSeg distiller, so the learned distiller of the same size is used)."""
+    import dataclasses
+
+    import torch
+
+    from model.seeclear import SeeClear, SeeClearConfig
+
+    cfg = SeeClearConfig.paper()
+    cfg = cfg.with_overrides(network=dataclasses.replace(cfg.network, distiller="learned"))
+    model = SeeClear(cfg).cuda().eval()
+    lr = torch.rand(1, cfg.clip_frames, 3, 128, 128, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        model.sample(lr, generator=gen, steps=15)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.sample(lr, generator=gen, steps=15)
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / cfg.clip_frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--infer-steps", type=int, default=1)
+    parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--num-cpus", type=int, default=0)
+    args = parser.parse_args()
+
+    import os
+
+    import ray
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ray.init(num_cpus=args.num_cpus or None, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    import torch
+
+    machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, " + (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shards = make_shards(root)
+        one = train_rate(shards, root / "w1", workers=1, steps=args.steps, preset=args.preset, gpu=args.gpu)
+        two = train_rate(shards, root / "w2", workers=2, steps=args.steps, preset=args.preset, gpu=args.gpu)
+        fps, frames = infer_rate(root, args.infer_steps, actors=2)
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"machine: {machine}; ray {ray.__version__}, torch {torch.__version__}")
+    print(f"train ({args.preset}, batch 2/worker, crop {128 if args.gpu else 32}): 1 worker {one:.2f} samples/s, "
+          f"2 workers {two:.2f} samples/s, scaling ratio {two / one:.2f}x")
+    print(f"infer (tiny, 32x32 -> 128x128, {args.infer_steps} step(s), 2 actors): {fps:.2f} frames/s over {frames} frames")
+    if args.gpu and torch.cuda.is_available():
+        print(f"paper preset, 15 steps, one 128->512 frame: {paper_frame_seconds():.3f} s (paper: 1.142 s)")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

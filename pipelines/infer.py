@@ -1,0 +1,269 @@
+"""Infer stage: SeeClear on whole videos with Ray Data, the CaTeGory memory carried from clip to clip.
+
+Owns `run` (the spec's ``infer`` stage), `infer_videos` (video rows -> frames + records), the video row builders
+(`videos_from_shards`, `videos_from_url`) and `video_is_complete`.
+
+One Ray Data row is one video, so all of a video's clips go through one actor, in order (``SeeClear.sample`` carries
+the memory across them); different videos run in parallel on a pool of callable-class actors (fractional CPUs; one
+GPU each on GPU clusters) that load the checkpoint once. Each video's frames are written atomically as PNGs named by
+their frame index (``00000012.png``) under ``<out>/<dataset>/<clip>/`` and its record
+``_records/video.json`` (checkpoint hash, preset, steps, seed, the SHA-256 of every frame) last: a video without a
+valid record is redone whole, one with a record whose frames verify is skipped. A killed actor is restarted by Ray
+Data and its video retried; a video is never written by two actors at once because each row is one task.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, Final
+
+from seeclear_bench import io
+from seeclear_bench.config import TRAINED_CHECKPOINT, RunConfig
+from seeclear_bench.errors import SeeClearError
+
+log = logging.getLogger(__name__)
+
+METHOD: Final = "seeclear"
+RECORD: Final = "_records/video.json"
+
+
+# -- inputs -------------------------------------------------------------------------------------------------------
+def videos_from_shards(run_url: str, datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per clip of each prepared dataset: ``{"dataset", "clip_id", "kind": "shards", "urls"}``."""
+    from pipelines.evaluate import clip_shards
+
+    return [{"dataset": d, "clip_id": clip, "kind": "shards", "urls": urls}
+            for d in datasets for clip, urls in clip_shards(run_url, d).items()]
+
+
+def videos_from_url(url: str, *, dataset: str, layout: str = "auto") -> list[dict[str, Any]]:
+    """One row per clip of LR frame folders or video files at ``url`` (any fsspec URL, layouts of
+    ``seeclear_bench.data.sources.discover_clips``): ``{"dataset", "clip_id", "kind", "url", "frame_urls"}``."""
+    from seeclear_bench.data.sources import discover_clips
+
+    return [{"dataset": dataset, "clip_id": ref.clip_id, "kind": ref.kind, "url": ref.url,
+             "frame_urls": list(ref.frame_urls)} for ref in discover_clips(url, layout=layout, dataset=dataset)]
+
+
+def read_video(row: dict[str, Any]) -> tuple[list[int], Any]:
+    """A row's LR frames: (frame indices, (t h w 3) uint8); shard windows are merged by frame index."""
+    import numpy as np
+
+    if row["kind"] == "shards":
+        from seeclear_bench.data.shards import iter_shard
+
+        frames: dict[int, Any] = {}
+        for url in row["urls"]:
+            for sample in iter_shard(url, verify=True):
+                if sample.clip_id == row["clip_id"]:
+                    frames.update(zip(sample.frame_indices, sample.lr))
+        if not frames:
+            raise SeeClearError(f"infer: no samples of clip {row['clip_id']!r} in shards {row['urls'][:2]}")
+        indices = sorted(frames)
+        return indices, np.stack([frames[i] for i in indices])
+    from seeclear_bench.data.sources import ClipRef, read_clip
+
+    ref = ClipRef(dataset=row["dataset"], clip_id=row["clip_id"], url=row["url"], kind=row["kind"],
+                  frame_urls=tuple(row.get("frame_urls") or ()))
+    clip = read_clip(ref)
+    return list(range(len(clip))), clip
+
+
+# -- outputs ------------------------------------------------------------------------------------------------------
+def video_url(out_url: str, row: dict[str, Any]) -> str:
+    return io.join(out_url, row["dataset"], row["clip_id"])
+
+
+def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str, Any]) -> bool:
+    """True when the video's record exists, names ``method_config`` and every frame it lists verifies."""
+    folder = video_url(out_url, row)
+    record_url = io.join(folder, RECORD)
+    if not io.exists(record_url):
+        return False
+    record = io.read_json(record_url)
+    if record.get("method_config") != method_config or not record.get("frames"):
+        return False
+    return all(io.exists(io.join(folder, name)) and io.sha256_url(io.join(folder, name)) == digest
+               for name, digest in record["frames"].items())
+
+
+class VideoSuperResolver:
+    """The Ray Data callable class: loads the checkpoint once, then super-resolves one video per call.
+
+    Args:
+        out_url: where videos are written (``<out>/<dataset>/<clip>``).
+        checkpoint: a checkpoint folder URL (or ``builtin:NAME``).
+        preset, steps, seed, device: as ``methods.seeclear``.
+        extra_record: JSON-able fields added to every record (provenance, spec hash).
+    """
+
+    def __init__(self, out_url: str, checkpoint: str, preset: str = "", steps: int = 1, seed: int = 0,
+                 device: str = "auto", extra_record: dict[str, Any] | None = None) -> None:
+        from seeclear_bench.methods import SeeClearUpscaler
+
+        self.out_url = out_url
+        self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device)
+        self.extra = dict(extra_record or {})
+        io.write_json(io.join(out_url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        done = []
+        for text in batch["row"]:
+            row = json.loads(str(text))
+            done.append(self.write_video(row))
+        return {"video": [f"{r['dataset']}/{r['clip_id']}" for r in done], "frames": [r["n"] for r in done]}
+
+    def write_video(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Super-resolve one video (memory carried across its clips) and write its frames, then its record."""
+        from seeclear_bench.data.frames import encode_png
+        from seeclear_bench.stages import frame_name
+
+        indices, lr = read_video(row)
+        key = f"{row['dataset']}/{row['clip_id']}"
+        hr = self.upscaler(lr, self.upscaler.model.config.scale, key=key)
+        folder = video_url(self.out_url, row)
+        io.remove(io.join(folder, RECORD))  # a redone video must not look complete while it is being written
+        checksums = {}
+        for index, frame in zip(indices, hr):
+            data = encode_png(frame)
+            io.write_bytes(io.join(folder, frame_name(index)), data)
+            checksums[frame_name(index)] = io.sha256_bytes(data)
+        io.write_json(io.join(folder, RECORD), {
+            "method": METHOD, "method_config": _comparable(self.upscaler.describe()),
+            "device": self.upscaler.device, "dataset": row["dataset"],
+            "clip": row["clip_id"], "frames": checksums, "clip_frames": self.upscaler.model.config.clip_frames,
+            **self.extra,
+        })
+        return {**row, "n": len(indices)}
+
+
+def _comparable(described: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in described.items() if k != "device"}  # the same weights on CPU or GPU count as one
+
+
+def method_config(checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0) -> dict[str, Any]:
+    """What a video's record must carry for it to be reused (`SeeClearUpscaler.describe` without the device)."""
+    from seeclear_bench.checkpoints import checkpoint_hash, load_checkpoint
+    from seeclear_bench.methods import _preset_of, resolve_checkpoint
+
+    url = resolve_checkpoint(checkpoint)
+    _, extras = load_checkpoint(url)
+    return {"checkpoint": checkpoint, "checkpoint_hash": checkpoint_hash(url), "preset": _preset_of(extras["config"]),
+            "steps": steps, "sampling_seed": seed}
+
+
+def infer_videos(
+    rows: Sequence[dict[str, Any]],
+    out_url: str,
+    *,
+    checkpoint: str,
+    preset: str = "",
+    steps: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    cpus_per_actor: float = 0.5,
+    actors: int = 0,
+    extra_record: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Super-resolve every video row with a Ray Data actor pool; skip videos already complete and verified.
+
+    Args:
+        rows: from `videos_from_shards` / `videos_from_url`.
+        out_url: output root (``<out>/<dataset>/<clip>/<frame>.png``).
+        checkpoint: checkpoint folder URL or ``builtin:NAME``.
+        preset, steps, seed, device: sampling settings (as ``methods.seeclear``).
+        cpus_per_actor: CPU share of each actor.
+        actors: most actors (0: one per GPU, else 2).
+        extra_record: added to every record.
+        progress: Ray Data's progress bars.
+
+    Returns:
+        {"written": videos written, "skipped": videos already complete}.
+
+    Raises:
+        SeeClearError: a bad checkpoint, an unreadable video, or a video still incomplete after the run.
+    """
+    import ray
+
+    from pipelines._ray import cluster_gpus
+
+    if not rows:
+        return {"written": 0, "skipped": 0}
+    keys = [(r["dataset"], r["clip_id"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise SeeClearError(f"infer: duplicate videos in the input: {sorted({k for k in keys if keys.count(k) > 1})[:3]}")
+    described = method_config(checkpoint, preset=preset, steps=steps, seed=seed)
+    todo = [r for r in rows if not video_is_complete(out_url, r, described)]
+    if todo:
+        gpus = cluster_gpus()
+        use_gpu = gpus >= 1 and device != "cpu"
+        pool = actors or (int(gpus) if use_gpu else 2)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ds = ray.data.from_items([{"row": json.dumps(r)} for r in todo], override_num_blocks=len(todo))
+        ds = ds.map_batches(
+            VideoSuperResolver, batch_size=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(pool, len(todo)))),
+            num_cpus=cpus_per_actor, num_gpus=1 if use_gpu else 0,
+            fn_constructor_kwargs={"out_url": out_url, "checkpoint": checkpoint, "preset": preset, "steps": steps,
+                                   "seed": seed, "device": device, "extra_record": extra_record},
+        )
+        try:
+            ds.take_all()
+        except Exception as exc:
+            cause = exc
+            while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
+                cause = getattr(cause, "cause", None) or cause.__cause__
+            if isinstance(cause, SeeClearError):
+                raise SeeClearError(str(cause)) from None
+            raise
+    missing = [f"{r['dataset']}/{r['clip_id']}" for r in todo if not video_is_complete(out_url, r, described)]
+    if missing:
+        raise SeeClearError(f"infer: {len(missing)} video(s) incomplete after the run ({missing[:3]}); run it again")
+    return {"written": len(todo), "skipped": len(rows) - len(todo)}
+
+
+def trained_checkpoint(run_url: str, weights: str = "ema") -> str:
+    """The ``train`` stage's newest checkpoint exported as a slim inference checkpoint (``weights``), once per step.
+
+    Raises:
+        SeeClearError: the run holds no complete checkpoint.
+    """
+    from pipelines.train import _latest_valid, train_url
+    from seeclear_bench.checkpoints import checkpoint_hash, export_checkpoint
+
+    src = _latest_valid(train_url(run_url))
+    if src is None:
+        raise SeeClearError(f"{TRAINED_CHECKPOINT}: no complete checkpoint under {train_url(run_url)}; run 'train'")
+    dst = io.join(train_url(run_url), "export", f"{src.rstrip('/').rsplit('/', 1)[-1]}-{weights}")
+    marker = io.join(dst, "SOURCE.json")
+    if io.exists(marker) and io.read_json(marker).get("source_hash") == checkpoint_hash(src):
+        return dst
+    export_checkpoint(src, dst, weights=weights)
+    io.write_json(marker, {"source": src, "source_hash": checkpoint_hash(src), "weights": weights})
+    return dst
+
+
+def run(cfg: RunConfig, run_url: str, spec_hash: str, *, checkpoint: str | None = None,
+        progress: bool = True) -> dict[str, int]:
+    """The ``infer`` stage: SeeClear on every clip of ``cfg.infer.datasets`` (default: all sources), written where
+    ``evaluate`` reads predictions (``predictions/seeclear``).
+
+    Args:
+        checkpoint: overrides ``methods.seeclear.checkpoint`` (``run.py`` passes the trained one for ``run:train``).
+    """
+    from seeclear_bench.provenance import record
+
+    s = cfg.methods.seeclear
+    url = checkpoint or s.checkpoint
+    if url == TRAINED_CHECKPOINT:
+        url = trained_checkpoint(run_url, cfg.infer.weights)
+    datasets = list(cfg.infer.datasets) or [src.name for src in cfg.data.sources]
+    rows = videos_from_shards(run_url, datasets)
+    return infer_videos(rows, io.join(run_url, "predictions", METHOD), checkpoint=url, preset=s.preset,
+                        steps=s.steps, seed=s.seed, device=s.device, cpus_per_actor=cfg.infer.cpus_per_actor,
+                        actors=cfg.infer.actors, extra_record=record(spec_hash=spec_hash, seed=cfg.seed),
+                        progress=progress)

@@ -1,0 +1,230 @@
+"""Faults: a training worker killed, the driver killed, an inference actor killed; each run still ends complete.
+
+Processes are killed by pid (SIGKILL), found from the pid files the workers and actors write
+(``<train>/workers/rank-R.json``, ``<out>/_actors/actor-PID.json``), or, for the driver, by the process group of the
+``seeclear-bench run`` subprocess this test started.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from seeclear_bench.config import TrainStageConfig
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(path: Path, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _kill(pid: int) -> bool:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _shards(root: Path) -> list[str]:
+    from seeclear_bench.config import RunConfig
+    from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.sources import discover_clips
+    from seeclear_bench.stages import prepare_group
+
+    src = str(root / "src")
+    write_demo_source(src, frames=10, size=(64, 64))
+    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
+                               "shards": {"window": 5, "max_samples_per_shard": 2}})
+    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0,
+                          str(root / "shards"), "test")
+    return [str(root / "shards" / info["name"]) for info in infos]
+
+
+@pytest.mark.timeout(600)
+def test_killed_training_worker_resumes_to_the_same_weights(ray_session, tmp_path):
+    """Deterministic mode: data position, augmentation and noise are functions of the step and the checkpoint holds
+    optimizer, scheduler, EMA and every rank's data position, and gloo's 2-rank all-reduce is order-stable, so the
+    run restarted from step 4 ends on the same weights as a run never interrupted."""
+    import torch
+
+    from pipelines.train import fit, read_log
+    from seeclear_bench.checkpoints import load_checkpoint
+
+    shards = _shards(tmp_path)
+    settings = TrainStageConfig(workers=2, cpus_per_worker=0.5, steps=8, lr=1e-3, min_lr=1e-4, warmup=1, batch=1,
+                                crop=32, checkpoint_every=4, max_failures=2, deterministic=True)
+    out = tmp_path / "killed"
+    killed: list[int] = []
+
+    def killer() -> None:
+        if _wait_for(out / "checkpoints" / "step-00000004" / "COMPLETE", 300):
+            pid = json.loads((out / "workers" / "rank-1.json").read_text())["pid"]
+            if _kill(pid):
+                killed.append(pid)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = fit(shards, str(out), settings=settings, progress=False)
+    thread.join(5)
+    assert killed, "the worker was not killed"
+    new_pid = json.loads((out / "workers" / "rank-1.json").read_text())["pid"]
+    assert new_pid != killed[0]  # Ray Train started a new worker group
+    assert result["step"] == 8
+    assert [int(r["step"]) for r in read_log(str(out))] == list(range(1, 9))
+
+    reference = fit(shards, str(tmp_path / "clean"), settings=settings, progress=False)
+    a, _ = load_checkpoint(result["checkpoint"])
+    b, _ = load_checkpoint(reference["checkpoint"])
+    sa, sb = a.trainable_state_dict(), b.trainable_state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _spec(tmp_path: Path, steps: int) -> Path:
+    from seeclear_bench.data.demo import write_demo_source
+
+    src = tmp_path / "src"
+    write_demo_source(str(src), frames=10, size=(64, 64))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"""
+name = "driver-kill"
+stages = ["prepare", "train"]
+[[data.sources]]
+name = "demo"
+url = "{src}"
+layout = "clips"
+clips = ["astronaut_pan", "coffee_zoom", "bunny_010"]
+[shards]
+window = 5
+max_samples_per_shard = 2
+[train]
+datasets = ["demo"]
+workers = 2
+cpus_per_worker = 0.5
+steps = {steps}
+warmup = 1
+batch = 1
+crop = 32
+checkpoint_every = 3
+max_failures = 0
+[ray]
+num_cpus = 2
+""")
+    return spec
+
+
+@pytest.mark.timeout(600)
+def test_killed_driver_resumes_without_duplicate_or_lost_steps(tmp_path):
+    from pipelines.train import read_log
+    from seeclear_bench.checkpoints import list_checkpoints
+
+    spec, out = _spec(tmp_path, steps=9), tmp_path / "run"
+    cli = [str(Path(sys.executable).parent / "seeclear-bench"), "run", str(spec), "--out", str(out), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(cli, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(out / "train" / "checkpoints" / "step-00000003" / "COMPLETE", 400)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver, its local Ray and the training workers
+        proc.wait(30)
+    first = [s for s, _ in list_checkpoints(str(out / "train"))]
+    assert first and first[-1] < 9
+    done = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=500, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [int(r["step"]) for r in read_log(str(out / "train"))]
+    assert steps == list(range(1, 10))  # resumed: nothing repeated, nothing missing
+    assert [s for s, _ in list_checkpoints(str(out / "train"))][-1] == 9
+
+
+@pytest.mark.timeout(420)
+def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_session, tmp_path):
+    from pipelines.infer import RECORD, infer_videos, videos_from_url
+    from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.frames import decode_frame
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_infer_ray import make_checkpoint
+
+    ckpt = make_checkpoint(str(tmp_path / "ckpt"))
+    write_demo_source(str(tmp_path / "lr"), frames=10, size=(32, 32))
+    rows = videos_from_url(str(tmp_path / "lr"), dataset="lr", layout="clips")
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def killer() -> None:
+        if _wait_for(out / "_actors", 200):
+            time.sleep(4.0)  # inside its first videos
+            pids = [json.loads(p.read_text())["pid"] for p in (out / "_actors").glob("actor-*.json")]
+            if pids and _kill(pids[0]):
+                killed.append(pids[0])
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    counts = infer_videos(rows, str(out), checkpoint=ckpt, steps=1, actors=2, progress=False)
+    thread.join(5)
+    assert killed, "no actor was killed"
+    assert counts["written"] == len(rows) == 5
+    for row in rows:
+        folder = out / "lr" / row["clip_id"]
+        record = json.loads((folder / RECORD).read_text())
+        visible = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        assert visible == sorted(record["frames"]) == [f"{i:08d}.png" for i in range(10)]
+        assert all(decode_frame((folder / name).read_bytes()).shape == (128, 128, 3) for name in visible)
+    assert infer_videos(rows, str(out), checkpoint=ckpt, steps=1, progress=False) == {"written": 0, "skipped": 5}
+
+
+_MULTI_NODE = r"""
+import json, sys
+from pathlib import Path
+import ray
+from ray.cluster_utils import Cluster
+sys.path.insert(0, sys.argv[2])
+from test_faults import _shards
+from pipelines.train import fit, read_log
+from seeclear_bench.config import TrainStageConfig
+
+root = Path(sys.argv[1])
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+try:
+    result = fit(_shards(root), str(root / "run"), settings=TrainStageConfig(
+        workers=2, cpus_per_worker=1, steps=4, warmup=1, batch=1, crop=32, checkpoint_every=2, max_failures=0),
+        progress=False)
+    nodes = sorted(json.loads((root / "run" / "workers" / f"rank-{r}.json").read_text())["node_id"] for r in (0, 1))
+    print(json.dumps({"step": result["step"], "nodes": nodes, "log": [int(r["step"]) for r in read_log(str(root / "run"))]}))
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+@pytest.mark.timeout(400)
+def test_two_raylet_cluster_trains_one_worker_per_node(tmp_path):
+    """Two raylets on this machine (ray.cluster_utils.Cluster, 1 CPU each), in a child process so that it does not
+    meet the session's Ray instance; whole-CPU workers must land on different nodes and still train together."""
+    script = tmp_path / "multi_node.py"
+    script.write_text(_MULTI_NODE)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), str(Path(__file__).parent)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=380, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["step"] == 4 and result["log"] == [1, 2, 3, 4]
+    assert len(set(result["nodes"])) == 2  # one rank per raylet
