@@ -69,3 +69,13 @@ def s3_server():
 
     yield make_bucket
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a shared 2-core machine they lose a lot."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,12 +17,7 @@ from model.upsample import upsample_bicubic
 STEPS = 2  # respaced reverse steps: enough to exercise the chain, cheap on a shared CPU
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gen(seed: int) -> torch.Generator:
