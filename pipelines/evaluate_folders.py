@@ -8,7 +8,7 @@ import pandas as pd
 from pipelines._ray import connect, run_tasks
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.stages import score_clip_pair
+from seeclear_bench.stages import score_clip_pair, shard_clips
 
 
 def run(
@@ -25,13 +25,11 @@ def run(
     task_cpus: float = 0.5,
 ) -> pd.DataFrame:
     """Score every ground-truth clip against the prediction of the same name; returns the per-clip table."""
-    from seeclear_bench.data.sources import discover_clips
     from seeclear_bench.metrics.tables import clip_table, save_table
     from seeclear_bench.provenance import code_version, device_name
 
     io.check_writable(out_url)
-    gts = {ref.clip_id: ref for ref in discover_clips(gt_url, dataset=dataset)}
-    preds = {ref.clip_id: ref for ref in discover_clips(pred_url, dataset=dataset)}
+    gts, preds = _clips(gt_url, dataset), _clips(pred_url, dataset)
     missing = sorted(set(gts) - set(preds))
     extra = sorted(set(preds) - set(gts))
     if missing or extra:
@@ -50,6 +48,15 @@ def run(
     clips = clip_table(frames)
     save_table(clips, io.join(out_url, "clips"))
     return clips
+
+
+def _clips(url: str, dataset: str) -> dict[str, object]:
+    """Clips by id: a shard set (a folder with manifest.json), or frame folders / videos in any supported layout."""
+    from seeclear_bench.data.sources import discover_clips
+
+    if io.exists(io.join(url, "manifest.json")):
+        return dict(shard_clips(url, dataset))
+    return {ref.clip_id: ref for ref in discover_clips(url, dataset=dataset)}
 
 
 def _score(pred, gt, method, dataset, metrics, protocol):  # noqa: ANN001, ANN202 - Ray task shim

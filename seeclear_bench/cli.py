@@ -128,8 +128,8 @@ def degrade(
 
 @app.command()
 def evaluate(
-    predictions: Annotated[str, typer.Argument(help="Predicted clips: a folder of clip folders, or videos (any fsspec URL).")],
-    gt: Annotated[str, typer.Option("--gt", help="Ground-truth clips in any supported layout.")],
+    predictions: Annotated[str, typer.Argument(help="Predicted clips: a folder of clip folders, videos, or a shard set whose hr frames are the predictions (any fsspec URL).")],
+    gt: Annotated[str, typer.Option("--gt", help="Ground-truth clips in any supported layout, or a prepared shard set (its hr frames).")],
     method: Annotated[str, typer.Option(help="Method name for the table.")] = "method",
     dataset: Annotated[str, typer.Option(help="Dataset name for the table.")] = "dataset",
     protocol: Annotated[str, typer.Option(help="Protocol preset (see `seeclear-bench info`).")] = "basicsr-reds4-rgb",

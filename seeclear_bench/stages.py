@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -270,6 +271,49 @@ def score_clip_from_shards(
     return rows
 
 
+@dataclass(frozen=True)
+class ShardClipRef:
+    """One clip of a prepared shard set, used as a clip source (its ``hr`` frames, in frame order)."""
+
+    dataset: str
+    clip_id: str
+    shard_urls: tuple[str, ...]
+
+
+def shard_clips(url: str, dataset: str) -> dict[str, ShardClipRef]:
+    """The clips of the shard set at ``url`` (a folder holding ``manifest.json``)."""
+    from seeclear_bench.data import shards
+
+    manifest = shards.read_manifest(url)
+    names = [info["name"] for info in manifest["shards"]]
+    index = manifest.get("extra", {}).get("clip_shards")
+    if index is None:
+        index = {}
+        for name in names:
+            for sample in shards.iter_shard(io.join(url, name), verify=False):
+                index.setdefault(sample.clip_id, []).append(name)
+    return {clip: ShardClipRef(dataset, clip, tuple(io.join(url, n) for n in dict.fromkeys(found)))
+            for clip, found in sorted(index.items())}
+
+
+def load_clip(ref: Any) -> np.ndarray:
+    """Frames of a ``ClipRef`` (folder or video) or of a :class:`ShardClipRef` (hr frames, verified)."""
+    if not isinstance(ref, ShardClipRef):
+        from seeclear_bench.data.sources import read_clip
+
+        return read_clip(ref)
+    from seeclear_bench.data import shards
+
+    frames: dict[int, np.ndarray] = {}
+    for url in ref.shard_urls:
+        for sample in shards.iter_shard(url, verify=True):
+            if sample.clip_id == ref.clip_id:
+                frames.update(zip(sample.frame_indices, sample.hr))
+    if not frames:
+        raise SeeClearError(f"no samples of clip {ref.clip_id!r} in {', '.join(ref.shard_urls)}")
+    return np.stack([frames[i] for i in sorted(frames)])
+
+
 def score_clip_pair(
     pred: Any,
     gt: Any,
@@ -279,15 +323,15 @@ def score_clip_pair(
     metrics: Sequence[str],
     protocol_name: str,
 ) -> pd.DataFrame:
-    """Score one predicted clip against its ground truth (both ``ClipRef``), for outside methods' predictions.
+    """Score one predicted clip against its ground truth, for outside methods' predictions.
 
+    Each side is a ``ClipRef`` (frames folder or video) or a :class:`ShardClipRef` (a clip of a shard set).
     Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
     """
-    from seeclear_bench.data.sources import read_clip
     from seeclear_bench.metrics.protocols import get_protocol
     from seeclear_bench.metrics.scoring import score_clip
 
-    pred_frames, gt_frames = read_clip(pred), read_clip(gt)
+    pred_frames, gt_frames = load_clip(pred), load_clip(gt)
     if len(pred_frames) != len(gt_frames):
         raise SeeClearError(
             f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"

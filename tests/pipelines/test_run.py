@@ -162,3 +162,23 @@ def test_whole_pipeline_over_s3(s3_server, ray_session, demo_run):
     names = {io.basename(u) for u in io.listdir(out)}
     assert {"spec.json", "shards", "predictions", "metrics", "leaderboard.md"} <= names
     assert not any(".tmp-" in u for u in io.glob(io.join(out, "shards", "tiny", "*")))
+
+
+def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
+    from pipelines.evaluate_folders import run as evaluate_folders
+
+    out, _ = demo_run
+    shards = io.join(out, "shards", "demo-heldout")
+    clips = evaluate_folders(io.join(out, "predictions", "lanczos", "demo-heldout"), shards, method="lanczos",
+                             dataset="demo-heldout", protocol="basicsr-reds4-rgb", metrics=["psnr"],
+                             out_url=str(tmp_path / "eval"), progress=False)
+    pipeline = pd.read_parquet(io.join(out, "metrics", "clips.parquet"))
+    want = pipeline[(pipeline["method"] == "lanczos") & (pipeline["dataset"] == "demo-heldout")
+                    & (pipeline["metric"] == "psnr")].set_index("clip")["value"]
+    got = clips.set_index("clip")["value"]
+    pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_names=False)
+    # a shard set as the predictions: its hr frames against themselves are identical frames (PSNR inf, kept per frame)
+    same = evaluate_folders(shards, shards, method="gt", dataset="demo-heldout", protocol="basicsr-reds4-rgb",
+                            metrics=["psnr"], out_url=str(tmp_path / "same"), progress=False)
+    frames = pd.read_parquet(tmp_path / "same" / "frames.parquet")
+    assert np.isinf(frames["value"]).all() and (same["n_inf"] == same["n_frames"]).all()
