@@ -223,6 +223,7 @@ def train(
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop (with a checkpoint) after this many seconds.")] = None,
     export: Annotated[Optional[str], typer.Option(help="At the end, write a slim EMA-weights checkpoint here.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    distiller: Annotated[str, typer.Option(help="Frozen CLIPSeg for the paper preset: a save_pretrained folder or a hub id in the local Hugging Face cache.")] = "",
     progress: ProgressOpt = True,
 ) -> None:
     """Train SeeClear on WebDataset shards in one process, on CPU or one GPU.
@@ -242,7 +243,8 @@ def train(
     if kappa is not None:
         model_cfg = model_cfg.with_overrides(diffusion=dataclasses.replace(model_cfg.diffusion, kappa=kappa))
     result = run_train(shards, out, preset=preset, model_config=model_cfg, train_cfg=cfg, init_from=init_from,
-                       checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device, progress=progress)
+                       checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device, progress=progress,
+                       distiller=distiller)
     typer.echo(json.dumps(result, indent=2, default=str))
     if export:
         from seeclear_bench.checkpoints import export_checkpoint, latest_checkpoint

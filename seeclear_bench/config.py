@@ -162,6 +162,8 @@ class SeeClearMethodConfig:
         steps: Reverse diffusion steps per clip (1..T; fewer than T are evenly respaced).
         seed: Seed of the sampling noise; each sample's generator is seeded by (seed, sample key).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        distiller: For checkpoints whose network uses the frozen CLIPSeg distiller: a ``save_pretrained`` folder or a
+            hub id in the local Hugging Face cache ("" = ``CIDAS/clipseg-rd64-refined``).
     """
 
     checkpoint: str = ""
@@ -169,6 +171,7 @@ class SeeClearMethodConfig:
     steps: int = 1
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    distiller: str = ""
 
     def __post_init__(self) -> None:
         if self.preset not in ("", "tiny", "small", "paper"):
@@ -433,6 +436,8 @@ class RunConfig:
         for name, default in (("train", TrainStageConfig()), ("infer", InferStageConfig())):
             if getattr(self, name) == default:
                 del data[name]
+        if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
+            del data["methods"]["seeclear"]["distiller"]
         return data
 
 

@@ -62,14 +62,15 @@ def resolve_checkpoint(url: str) -> str:
 class SeeClearUpscaler:
     """Samples a SeeClear checkpoint; the model is loaded once per process (one Ray task loads it once per shard)."""
 
-    def __init__(self, checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0, device: str = "auto") -> None:
+    def __init__(self, checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0, device: str = "auto",
+                 distiller: str = "") -> None:
         import torch
 
         from seeclear_bench.checkpoints import checkpoint_hash, load_checkpoint
 
         self.url = resolve_checkpoint(checkpoint)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.model, extras = load_checkpoint(self.url, device=self.device)
+        self.model, extras = load_checkpoint(self.url, device=self.device, distiller=_pretrained_distiller(self.url, distiller, self.device))
         self.model.eval()
         config = extras["config"]
         self.preset = getattr(config, "name", "") or _preset_of(config)
@@ -97,6 +98,18 @@ class SeeClearUpscaler:
                 "steps": self.steps, "sampling_seed": self.seed, "device": self.device}
 
 
+def _pretrained_distiller(url: str, source: str, device: str) -> Any:
+    """The frozen CLIPSeg distiller when the checkpoint's network uses one (loaded from disk), else None."""
+    from seeclear_bench import io
+
+    network = io.read_json(io.join(url, "config.json")).get("model", {}).get("network", {})
+    if network.get("distiller") != "clipseg":
+        return None
+    from seeclear_bench.distillers import DEFAULT_CLIPSEG, load_clipseg_distiller
+
+    return load_clipseg_distiller(source or DEFAULT_CLIPSEG, device=device)
+
+
 def _preset_of(config: Any) -> str:
     from model.seeclear import SeeClearConfig
 
@@ -118,6 +131,7 @@ def get_upscaler(name: str, methods_cfg: Any = None) -> Upscaler:
         if methods_cfg is None or not methods_cfg.seeclear.checkpoint:
             raise SeeClearError("method 'seeclear' needs methods.seeclear.checkpoint")
         s = methods_cfg.seeclear
-        return SeeClearUpscaler(s.checkpoint, preset=s.preset, steps=s.steps, seed=s.seed, device=s.device)
+        return SeeClearUpscaler(s.checkpoint, preset=s.preset, steps=s.steps, seed=s.seed, device=s.device,
+                                distiller=s.distiller)
     valid = (*BASELINES, "seeclear")
     raise SeeClearError(f"unknown method {name!r}{did_you_mean(name, valid)}; valid: {', '.join(valid)}")

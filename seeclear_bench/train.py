@@ -101,6 +101,7 @@ def train(
     num_workers: int = 0,
     max_seconds: float | None = None,
     progress: bool = True,
+    distiller: str = "",
 ) -> dict[str, Any]:
     """Train SeeClear on shards in one process, checkpointing and resuming.
 
@@ -120,6 +121,8 @@ def train(
         num_workers: DataLoader workers decoding shards (0: in this process).
         max_seconds: stop (with a checkpoint) once this much wall time has passed in this call.
         progress: show a tqdm bar.
+        distiller: for presets with the frozen CLIPSeg distiller (``paper``): a save_pretrained folder or a hub id
+            in the local Hugging Face cache ("" = CIDAS/clipseg-rd64-refined); a missing one is a one-line error.
 
     Returns:
         {"step", "steps_run", "loss" (mean of the last 50 logged steps), "checkpoint", "log", "seconds",
@@ -158,8 +161,13 @@ def train(
 
     start = latest_checkpoint(out_url) if resume else None
     extras: dict[str, Any] = {}
+    pretrained = None
+    if model_cfg.network.distiller == "clipseg":  # the frozen Semantic Distiller comes from disk, never trained
+        from seeclear_bench.distillers import DEFAULT_CLIPSEG, load_clipseg_distiller
+
+        pretrained = load_clipseg_distiller(distiller or DEFAULT_CLIPSEG, device=device)
     if start is not None:
-        model, extras = load_checkpoint(start, device=device)
+        model, extras = load_checkpoint(start, device=device, distiller=pretrained)
         if extras["config"] != model_cfg or extras["train_config"] != cfg:
             raise SeeClearError(
                 f"{out_url} holds a run with another model/train config ({start}); pass the same configs, "
@@ -167,11 +175,11 @@ def train(
             )
         log.info("resuming from %s (step %d)", start, extras["step"])
     elif init_from is not None:
-        model, _ = load_checkpoint(init_from, device=device)
+        model, _ = load_checkpoint(init_from, device=device, distiller=pretrained)
         if model.config != model_cfg:
             raise SeeClearError(f"init_from {init_from} holds another model config than the one requested")
     else:
-        model = SeeClear(model_cfg).to(device)
+        model = SeeClear(model_cfg, distiller=pretrained).to(device)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     ema = EMA(model, cfg.ema_decay)

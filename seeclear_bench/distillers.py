@@ -1,0 +1,51 @@
+"""Loading the pretrained Semantic Distiller (CLIPSeg) from a local folder or the Hugging Face cache; never downloads.
+
+``model/`` builds the distiller around a constructed CLIPSeg (``ClipSegDistiller.from_model``) and does no I/O; this
+module finds the weights and the tokenizer on disk. With no network at run time, a missing model is one line naming
+it and where to put it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Final
+
+from seeclear_bench.errors import SeeClearError
+
+DEFAULT_CLIPSEG: Final = "CIDAS/clipseg-rd64-refined"
+
+
+def hf_cache_dir() -> str:
+    """Where the Hugging Face hub cache lives on this machine (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or the default)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def load_clipseg_distiller(source: str = DEFAULT_CLIPSEG, *, device: str = "cpu", **kwargs: Any) -> Any:
+    """Build the frozen CLIPSeg distiller from a local ``save_pretrained`` folder or a cached hub model id.
+
+    Args:
+        source: A folder holding ``config.json``, the weights and the tokenizer files, or a hub id already in the
+            Hugging Face cache (e.g. ``CIDAS/clipseg-rd64-refined``).
+        device: Where the distiller goes.
+        **kwargs: Passed to ``ClipSegDistiller.from_model`` (``vocabulary``, ``n_tokens``, ``template``, ...).
+
+    Raises:
+        SeeClearError: The model or its tokenizer is not on disk (names both and where to put them).
+    """
+    from transformers import AutoTokenizer, CLIPSegForImageSegmentation
+
+    from model.networks import ClipSegDistiller
+
+    local = os.path.isdir(source) or source.startswith((os.sep, ".", "~"))  # a hub id is "org/name"
+    where = f"the folder {source}" if local else f"the Hugging Face cache {hf_cache_dir()}"
+    try:
+        clipseg = CLIPSegForImageSegmentation.from_pretrained(source, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise SeeClearError(
+            f"CLIPSeg distiller {source!r} not found in {where} ({exc.__class__.__name__}); where a network exists run "
+            f"`huggingface-cli download {DEFAULT_CLIPSEG if local else source}`, or point the spec at a folder made "
+            "with save_pretrained (model and tokenizer)"
+        ) from None
+    return ClipSegDistiller.from_model(clipseg.to(device).eval(), tokenizer=tokenizer, **kwargs)
