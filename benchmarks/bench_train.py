@@ -17,22 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def make_shards(root: Path) -> list[str]:
-    from seeclear_bench.config import RunConfig
-    from seeclear_bench.data.demo import write_demo_source
-    from seeclear_bench.data.sources import discover_clips
-    from seeclear_bench.stages import prepare_group
+    from seeclear_bench.stages import prepare_demo_shards
 
-    src = str(root / "src")
-    write_demo_source(src, frames=10, size=(64, 64))
-    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
-                               "shards": {"window": 5, "max_samples_per_shard": 2}})
-    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0,
-                          str(root / "shards"), "bench")
-    return [str(root / "shards" / info["name"]) for info in infos]
+    return prepare_demo_shards(str(root), spec_hash="bench")
 
 
 def train_rate(shards: list[str], out: Path, *, workers: int, steps: int, preset: str, gpu: bool) -> float:

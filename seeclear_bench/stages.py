@@ -141,6 +141,25 @@ def prepare_group(
     return infos
 
 
+def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int] = (64, 64), window: int = 5,
+                        max_samples_per_shard: int = 2, spec_hash: str = "demo", shards_dir: str = "shards") -> list[str]:
+    """Demo footage under ``root_url/src`` prepared into shards under ``root_url/<shards_dir>`` in this process (no Ray).
+
+    For benchmarks and tests that need a small real shard set; returns the shard URLs.
+    """
+    from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.sources import discover_clips
+
+    src = io.join(root_url, "src")
+    write_demo_source(src, frames=frames, size=size)
+    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
+                               "shards": {"window": window, "max_samples_per_shard": max_samples_per_shard}})
+    out = io.join(root_url, shards_dir)
+    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0, out,
+                          spec_hash)
+    return [io.join(out, info["name"]) for info in infos]
+
+
 def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list[Any]) -> dict[str, Any]:
     from seeclear_bench.data import shards
 

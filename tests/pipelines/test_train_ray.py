@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -25,23 +26,17 @@ def make_shards(root, *, frames: int = 10, per_shard: int = 2, darken: int = 40)
     """
     import numpy as np
 
-    from seeclear_bench.data.demo import write_demo_source
     from seeclear_bench.data.shards import Sample, iter_shard, write_shard
-    from seeclear_bench.data.sources import discover_clips
-    from seeclear_bench.stages import prepare_group
+    from seeclear_bench.stages import prepare_demo_shards
 
-    src = str(root / "src")
-    write_demo_source(src, frames=frames, size=(64, 64))
-    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
-                               "shards": {"window": 5, "max_samples_per_shard": per_shard}})
-    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0,
-                          str(root / "plain"), "test")
+    plain = prepare_demo_shards(str(root), frames=frames, max_samples_per_shard=per_shard, spec_hash="test",
+                                shards_dir="plain")
     urls = []
-    for info in infos:
+    for url in plain:
         samples = [Sample(key=s.key, dataset=s.dataset, clip_id=s.clip_id, frame_indices=s.frame_indices,
                           lr=np.clip(s.lr.astype(np.int16) - darken, 0, 255).astype(np.uint8), hr=s.hr,
-                          meta={"scale": 4}) for s in iter_shard(str(root / "plain" / info["name"]))]
-        urls.append(str(root / "shards" / info["name"]))
+                          meta={"scale": 4}) for s in iter_shard(url)]
+        urls.append(str(root / "shards" / Path(url).name))
         write_shard(urls[-1], samples)
     return urls
 
