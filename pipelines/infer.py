@@ -95,16 +95,17 @@ class VideoSuperResolver:
     Args:
         out_url: where videos are written (``<out>/<dataset>/<clip>``).
         checkpoint: a checkpoint folder URL (or ``builtin:NAME``).
-        preset, steps, seed, device: as ``methods.seeclear``.
+        preset, steps, seed, device, distiller: as ``methods.seeclear``.
         extra_record: JSON-able fields added to every record (provenance, spec hash).
     """
 
     def __init__(self, out_url: str, checkpoint: str, preset: str = "", steps: int = 1, seed: int = 0,
-                 device: str = "auto", extra_record: dict[str, Any] | None = None) -> None:
+                 device: str = "auto", extra_record: dict[str, Any] | None = None, distiller: str = "") -> None:
         from seeclear_bench.methods import SeeClearUpscaler
 
         self.out_url = out_url
-        self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device)
+        self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device,
+                                         distiller=distiller)
         self.extra = dict(extra_record or {})
         io.write_json(io.join(out_url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
 
@@ -145,12 +146,11 @@ def _comparable(described: dict[str, Any]) -> dict[str, Any]:
 
 def method_config(checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0) -> dict[str, Any]:
     """What a video's record must carry for it to be reused (`SeeClearUpscaler.describe` without the device)."""
-    from seeclear_bench.checkpoints import checkpoint_hash, load_checkpoint
+    from seeclear_bench.checkpoints import checkpoint_config, checkpoint_hash
     from seeclear_bench.methods import _preset_of, resolve_checkpoint
 
-    url = resolve_checkpoint(checkpoint)
-    _, extras = load_checkpoint(url)
-    return {"checkpoint": checkpoint, "checkpoint_hash": checkpoint_hash(url), "preset": _preset_of(extras["config"]),
+    url = resolve_checkpoint(checkpoint)  # read, not built: a CLIPSeg model is loaded by the actors only
+    return {"checkpoint": checkpoint, "checkpoint_hash": checkpoint_hash(url), "preset": _preset_of(checkpoint_config(url)),
             "steps": steps, "sampling_seed": seed}
 
 
@@ -163,6 +163,7 @@ def infer_videos(
     steps: int = 1,
     seed: int = 0,
     device: str = "auto",
+    distiller: str = "",
     cpus_per_actor: float = 0.5,
     actors: int = 0,
     extra_record: dict[str, Any] | None = None,
@@ -175,6 +176,7 @@ def infer_videos(
         out_url: output root (``<out>/<dataset>/<clip>/<frame>.png``).
         checkpoint: checkpoint folder URL or ``builtin:NAME``.
         preset, steps, seed, device: sampling settings (as ``methods.seeclear``).
+        distiller: the frozen CLIPSeg's folder or cached hub id, for checkpoints whose network uses it.
         cpus_per_actor: CPU share of each actor.
         actors: most actors (0: one per GPU, else 2).
         extra_record: added to every record.
@@ -209,7 +211,8 @@ def infer_videos(
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(pool, len(todo)))),
             num_cpus=cpus_per_actor, num_gpus=1 if use_gpu else 0,
             fn_constructor_kwargs={"out_url": out_url, "checkpoint": checkpoint, "preset": preset, "steps": steps,
-                                   "seed": seed, "device": device, "extra_record": extra_record},
+                                   "seed": seed, "device": device, "extra_record": extra_record,
+                                   "distiller": distiller},
         )
         try:
             ds.take_all()
@@ -264,6 +267,7 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, checkpoint: str | None 
     datasets = list(cfg.infer.datasets) or [src.name for src in cfg.data.sources]
     rows = videos_from_shards(run_url, datasets)
     return infer_videos(rows, io.join(run_url, "predictions", METHOD), checkpoint=url, preset=s.preset,
-                        steps=s.steps, seed=s.seed, device=s.device, cpus_per_actor=cfg.infer.cpus_per_actor,
+                        steps=s.steps, seed=s.seed, device=s.device, distiller=cfg.seeclear_distiller(),
+                        cpus_per_actor=cfg.infer.cpus_per_actor,
                         actors=cfg.infer.actors, extra_record=record(spec_hash=spec_hash, seed=cfg.seed),
                         progress=progress)

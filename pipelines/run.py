@@ -71,7 +71,8 @@ def _upscale_cfg(cfg: RunConfig, out_url: str) -> RunConfig:
     if methods.seeclear.checkpoint == TRAINED_CHECKPOINT:
         from pipelines.infer import trained_checkpoint
 
-        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(out_url, cfg.infer.weights))
+        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(out_url, cfg.infer.weights),
+                                       distiller=cfg.seeclear_distiller())
         return _with(cfg, methods=dataclasses.replace(methods, seeclear=seeclear))
     return cfg
 

@@ -101,11 +101,6 @@ def fit(
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from model.seeclear import SeeClearConfig
-
-    if SeeClearConfig.preset(settings.preset).network.distiller != "learned":
-        raise SeeClearError(f"train.preset {settings.preset!r} uses the frozen CLIPSeg distiller, whose weights are not "
-                            "loaded by training yet; use preset 'small' or 'tiny' (learned distiller)")
     if not shard_urls:
         raise SeeClearError(f"train: no training shards given for {out_url}; check train.datasets and run 'prepare'")
     storage = _storage_path(out_url)
@@ -292,6 +287,9 @@ def _model_configs(s: dict[str, Any], seed: int) -> tuple[Any, Any]:
     from model.training import TrainConfig
 
     model_cfg = SeeClearConfig.preset(s["preset"])
+    if s["network"]:
+        model_cfg = model_cfg.with_overrides(
+            network=TrainStageConfig(preset=s["preset"], network=s["network"]).network_config())
     if s["kappa"]:
         model_cfg = model_cfg.with_overrides(diffusion=dataclasses.replace(model_cfg.diffusion, kappa=s["kappa"]))
     cfg = TrainConfig(lr=s["lr"], min_lr=s["min_lr"], steps=s["steps"], warmup=s["warmup"], ema_decay=s["ema_decay"],
@@ -336,6 +334,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     from model.seeclear import SeeClear
     from model.training import EMA, augment, make_optimizer, make_scheduler, train_step
     from seeclear_bench.checkpoints import load_checkpoint, save_checkpoint
+    from seeclear_bench.distillers import distiller_for
 
     s, seed, out_url = config["settings"], config["seed"], config["out_url"]
     urls, val_urls = config["urls"], config["val_urls"]
@@ -365,18 +364,23 @@ def _train_loop(config: dict[str, Any]) -> None:
     if start_url is None:
         start_url = _latest_valid(out_url)
     extras: dict[str, Any] = {}
+    # the frozen CLIPSeg (preset paper, or train.network) is loaded from disk by every worker; never trained or saved
+    pretrained = distiller_for(model_cfg.network, s["distiller"], device=str(device))
     if start_url is not None:
-        model, extras = load_checkpoint(start_url, device=device)
+        model, extras = load_checkpoint(start_url, device=device, distiller=pretrained)
         saved = extras["train_config"]
         if extras["config"] != model_cfg or saved is None or dataclasses.replace(saved, steps=cfg.steps) != cfg:
             raise SeeClearError(f"{out_url} holds a run trained with other settings ({start_url}); only train.steps "
                                 "may change on resume: use the same [train] settings, another --out, or delete it")
     elif s["init_from"]:
-        model, _ = load_checkpoint(s["init_from"], device=device)
+        model, _ = load_checkpoint(s["init_from"], device=device, distiller=pretrained)
+        if model.config.network != model_cfg.network:
+            raise SeeClearError(f"train.init_from {s['init_from']} holds another network than train.preset "
+                                f"{s['preset']!r} with train.network; make them match")
     else:
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every rank, for a given seed
             torch.manual_seed(seed)
-            model = SeeClear(model_cfg)
+            model = SeeClear(model_cfg, distiller=pretrained)
         model.to(device)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)

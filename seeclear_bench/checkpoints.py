@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from model.networks import MemoryState, SemanticDistiller
-    from model.seeclear import SeeClear
+    from model.seeclear import SeeClear, SeeClearConfig
     from model.training import EMA, TrainConfig
 
 FORMAT: Final = "seeclear-checkpoint/1"
@@ -149,10 +149,18 @@ def save_checkpoint(
             raise SeeClearError(
                 f"optimizer/scheduler state is not JSON-able ({exc}); use Adam and make_scheduler"
             ) from exc
+    return _write_folder(url, files, model=config.to_dict(),
+                         train=None if train_config is None else train_config.to_dict(), step=step, extra=extra,
+                         meta=meta)
+
+
+def _write_folder(url: str, files: Mapping[str, bytes], *, model: Mapping[str, Any], train: Mapping[str, Any] | None,
+                  step: int, extra: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> str:
+    """Write ``files`` and their config.json into the folder ``url``, COMPLETE last (see `save_checkpoint`)."""
     document = {
         "format": FORMAT,
-        "model": config.to_dict(),
-        "train": None if train_config is None else train_config.to_dict(),
+        "model": dict(model),
+        "train": None if train is None else dict(train),
         "step": int(step),
         "extra": dict(extra or {}),
         **meta,
@@ -281,6 +289,21 @@ def load_checkpoint(
     return model, extras
 
 
+def checkpoint_config(url: str) -> SeeClearConfig:
+    """The model config of a complete checkpoint, without building the model (files verified as in `load_checkpoint`).
+
+    Raises:
+        SeeClearError: a missing, incomplete or malformed checkpoint.
+    """
+    from model.seeclear import SeeClearConfig
+
+    document = _read_document(url)
+    try:
+        return SeeClearConfig.from_dict(document["model"])
+    except ValueError as exc:
+        raise SeeClearError(f"checkpoint {url}: {exc}") from exc
+
+
 def checkpoint_hash(url: str) -> str:
     """SHA-256 identifying a checkpoint's model: its config (model section) and the bytes of its weight files.
 
@@ -324,8 +347,22 @@ def export_checkpoint(src_url: str, dst_url: str, *, weights: Literal["model", "
     """Write a slim, inference-only checkpoint: one set of weights (the EMA by default), config and provenance.
 
     No optimizer, scheduler or second weight copy: this is what gets committed or shipped (a few MB for ``tiny``).
+    Works on the files (the model is not built), so a checkpoint whose network uses the frozen CLIPSeg exports
+    without loading CLIPSeg.
+
+    Raises:
+        SeeClearError: an incomplete or corrupt source, ``weights="ema"`` without EMA weights, an unwritable
+            destination.
     """
-    model, extras = load_checkpoint(src_url, weights=weights)
-    return save_checkpoint(dst_url, model.eval(), config=extras["config"], train_config=extras["train_config"],
-                           step=extras["step"], extra={**(extras.get("extra") or {}), **(extra or {}),
-                                                       "exported_from": src_url, "weights": weights})
+    if weights not in ("model", "ema"):
+        raise SeeClearError(f"weights must be 'model' or 'ema', got {weights!r}")
+    document = _read_document(src_url)
+    if weights == "ema" and EMA_FILE not in document["files"]:
+        raise SeeClearError(f"checkpoint {src_url} has no {EMA_FILE}; export weights='model'")
+    state = _read_safetensors(src_url, MODEL)
+    if weights == "ema":
+        state = {**state, **_read_safetensors(src_url, EMA_FILE)}
+    return _write_folder(dst_url, {MODEL: _safetensors_bytes(state)}, model=document["model"],
+                         train=document.get("train"), step=document["step"], meta={},
+                         extra={**(document.get("extra") or {}), **(extra or {}), "exported_from": src_url,
+                                "weights": weights})

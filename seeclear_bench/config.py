@@ -245,6 +245,14 @@ class TrainStageConfig:
             only (upscale, infer and evaluate skip them when this stage runs).
         val_datasets: Held-out prepared datasets scored (PSNR/SSIM) every ``validate_every`` steps.
         preset: Model preset (``tiny``, ``small``, ``paper``).
+        network: Fields of the preset's ``NetworkConfig`` to change (model/config.py), e.g. ``{base_channels = 96}``
+            or a tiny model with the real frozen CLIPSeg: ``{distiller = "clipseg", token_dim = 512,
+            seg_channels = 133}``. Checked when the spec is read.
+        distiller: Where the frozen CLIPSeg comes from when the network uses it (preset ``paper``): a
+            ``save_pretrained`` folder every worker can read, or a hub id in the workers' Hugging Face cache
+            ("" = ``CIDAS/clipseg-rd64-refined``). Never downloaded; each worker loads it and it is never trained or
+            saved in checkpoints. Sampling the trained checkpoint in the same spec uses it too, unless
+            ``methods.seeclear.distiller`` says otherwise.
         workers: Ray Train workers (one DDP rank each).
         use_gpu: One GPU per worker (NCCL, bf16 autocast where supported); False: CPU workers with gloo.
         cpus_per_worker: CPU share of each worker; fractional values keep small machines from starving.
@@ -275,6 +283,8 @@ class TrainStageConfig:
     datasets: tuple[str, ...] = ()
     val_datasets: tuple[str, ...] = ()
     preset: Literal["tiny", "small", "paper"] = "tiny"
+    network: dict[str, Any] = field(default_factory=dict)
+    distiller: str = ""
     workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float = 0.5
@@ -315,6 +325,27 @@ class TrainStageConfig:
             raise SeeClearError(f"train.warmup ({self.warmup}) must be below train.steps ({self.steps})")
         if not 0 <= self.ema_decay < 1 or self.grad_clip < 0 or self.kappa < 0:
             raise SeeClearError("train.ema_decay must be in [0, 1), train.grad_clip and train.kappa >= 0")
+        if self.network:
+            self.network_config()  # unknown fields and bad values fail when the spec is read
+
+    def network_config(self) -> Any:
+        """The preset's ``NetworkConfig`` with ``network`` applied.
+
+        Raises:
+            SeeClearError: an unknown field (with a close match) or a value the network refuses.
+        """
+        from model.config import NetworkConfig
+
+        names = [f.name for f in dataclasses.fields(NetworkConfig)]
+        for key in self.network:
+            if key not in names:
+                raise SeeClearError(f"unknown key 'train.network.{key}'{did_you_mean(key, names)}; valid keys: "
+                                    f"{', '.join(names)}")
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in self.network.items()}
+        try:
+            return getattr(NetworkConfig, self.preset)(**overrides)
+        except (ValueError, TypeError) as exc:
+            raise SeeClearError(f"train.network: {exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -438,7 +469,17 @@ class RunConfig:
                 del data[name]
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
+        if "train" in data:
+            for name in ("network", "distiller"):  # added later, likewise
+                if not data["train"][name]:
+                    del data["train"][name]
         return data
+
+    def seeclear_distiller(self) -> str:
+        """Where the ``seeclear`` method's frozen CLIPSeg comes from: ``methods.seeclear.distiller``, else, for the
+        checkpoint this spec's ``train`` stage makes, ``train.distiller``."""
+        s = self.methods.seeclear
+        return s.distiller or (self.train.distiller if s.checkpoint == TRAINED_CHECKPOINT else "")
 
 
 def spec_hash(cfg: Any) -> str:

@@ -49,3 +49,30 @@ def load_clipseg_distiller(source: str = DEFAULT_CLIPSEG, *, device: str = "cpu"
             "with save_pretrained (model and tokenizer)"
         ) from None
     return ClipSegDistiller.from_model(clipseg.to(device).eval(), tokenizer=tokenizer, **kwargs)
+
+
+def distiller_for(network: Any, source: str = "", *, device: str = "cpu") -> Any:
+    """The distiller a model built from ``network`` (a ``NetworkConfig``) must be handed: None for the learned one
+    (built inside the model), else the frozen CLIPSeg from ``source`` sized by the config (``n_tokens``,
+    ``clipseg_input_size``).
+
+    Args:
+        network: the model's ``NetworkConfig``.
+        source: a ``save_pretrained`` folder or a cached hub id ("" = ``DEFAULT_CLIPSEG``).
+        device: where the distiller goes.
+
+    Raises:
+        SeeClearError: the CLIPSeg model is not on disk, or it does not fit ``network`` (its projection width or the
+            vocabulary size differ from ``token_dim`` / ``seg_channels``).
+    """
+    if network.distiller != "clipseg":
+        return None
+    from model.networks import check_distiller
+
+    built = load_clipseg_distiller(source or DEFAULT_CLIPSEG, device=device, n_tokens=network.n_tokens,
+                                   input_size=network.clipseg_input_size)
+    try:
+        check_distiller(network, built)
+    except ValueError as exc:
+        raise SeeClearError(f"CLIPSeg distiller {source or DEFAULT_CLIPSEG!r}: {exc}") from None
+    return built

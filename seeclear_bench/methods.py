@@ -100,14 +100,10 @@ class SeeClearUpscaler:
 
 def _pretrained_distiller(url: str, source: str, device: str) -> Any:
     """The frozen CLIPSeg distiller when the checkpoint's network uses one (loaded from disk), else None."""
-    from seeclear_bench import io
+    from seeclear_bench.checkpoints import checkpoint_config
+    from seeclear_bench.distillers import distiller_for
 
-    network = io.read_json(io.join(url, "config.json")).get("model", {}).get("network", {})
-    if network.get("distiller") != "clipseg":
-        return None
-    from seeclear_bench.distillers import DEFAULT_CLIPSEG, load_clipseg_distiller
-
-    return load_clipseg_distiller(source or DEFAULT_CLIPSEG, device=device)
+    return distiller_for(checkpoint_config(url).network, source, device=device)
 
 
 def _preset_of(config: Any) -> str:

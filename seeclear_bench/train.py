@@ -163,9 +163,9 @@ def train(
     extras: dict[str, Any] = {}
     pretrained = None
     if model_cfg.network.distiller == "clipseg":  # the frozen Semantic Distiller comes from disk, never trained
-        from seeclear_bench.distillers import DEFAULT_CLIPSEG, load_clipseg_distiller
+        from seeclear_bench.distillers import distiller_for
 
-        pretrained = load_clipseg_distiller(distiller or DEFAULT_CLIPSEG, device=device)
+        pretrained = distiller_for(model_cfg.network, distiller, device=device)
     if start is not None:
         model, extras = load_checkpoint(start, device=device, distiller=pretrained)
         if extras["config"] != model_cfg or extras["train_config"] != cfg:

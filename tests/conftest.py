@@ -79,3 +79,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# -- a tiny CLIPSeg saved with save_pretrained (the real loading path, no download) ---------------------------------
+CLIPSEG_VOCAB = ("person", "bicycle", "car", "dog", "sky")
+
+
+@pytest.fixture(scope="session")
+def tiny_clipseg(tmp_path_factory):
+    """A randomly initialised CLIPSeg (projection 24, 64x64 input, patch 16) and a word-level tokenizer, saved
+    together as a ``save_pretrained`` folder. Returns a namespace: folder, model, tokenizer, vocabulary, token_dim."""
+    import types
+
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, PreTrainedTokenizerFast
+
+    config = CLIPSegConfig(
+        text_config={"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 0,
+                     "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 64, "patch_size": 16},
+        projection_dim=24, reduce_dim=8, extract_layers=[0, 1], decoder_num_attention_heads=2,
+        decoder_intermediate_size=16,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = CLIPSegForImageSegmentation(config).eval()
+    words = ["[BOS]", "[EOS]", "[UNK]", "a", "photo", "of", ".", *CLIPSEG_VOCAB]  # other class names map to [UNK]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[EOS]")
+    folder = tmp_path_factory.mktemp("clipseg") / "tiny-clipseg"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return types.SimpleNamespace(folder=str(folder), model=model, tokenizer=tokenizer, vocabulary=CLIPSEG_VOCAB,
+                                 token_dim=24)

@@ -104,3 +104,48 @@ def test_stage_two_starts_from_stage_one_weights(shard_dir, tmp_path) -> None:
 def test_module_entry_point(shard_dir, tmp_path) -> None:
     result = main([shard_dir, str(tmp_path / "cli"), "--steps", "1", "--crop", "32", "--batch", "1"])
     assert result["step"] == 1 and Path(result["checkpoint"], "COMPLETE").exists()
+
+
+def test_frozen_clipseg_trains_from_its_folder_and_is_never_saved(shard_dir, tiny_clipseg, tmp_path) -> None:
+    """A network with the frozen CLIPSeg distiller (the paper's kind, here a test-made tiny one): trained and
+    sampled with the distiller loaded from its save_pretrained folder; checkpoints and exports hold none of it."""
+    from safetensors import safe_open
+
+    from model.config import NetworkConfig
+    from model.seeclear import SeeClearConfig
+    from seeclear_bench.checkpoints import checkpoint_config, export_checkpoint
+    from seeclear_bench.distillers import distiller_for
+    from seeclear_bench.methods import SeeClearUpscaler
+
+    network = NetworkConfig.tiny(distiller="clipseg", token_dim=tiny_clipseg.token_dim, seg_channels=133,
+                                 clipseg_input_size=64)
+    model_cfg = SeeClearConfig.tiny().with_overrides(network=network)
+    done = train(shard_dir, str(tmp_path / "run"), train_cfg=_cfg(2), model_config=model_cfg,
+                 distiller=tiny_clipseg.folder, progress=False)
+    assert done["step"] == 2 and np.isfinite(done["loss"])
+    ckpt = done["checkpoint"]
+    assert checkpoint_config(ckpt) == model_cfg
+    with safe_open(f"{ckpt}/model.safetensors", framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith("distiller.") for k in keys)  # CLIPSeg comes from its own folder
+    with pytest.raises(SeeClearError, match="pass the built distiller"):
+        load_checkpoint(ckpt)
+
+    pretrained = distiller_for(network, tiny_clipseg.folder)
+    model, _ = load_checkpoint(ckpt, distiller=pretrained)
+    frames = torch.rand(1, 5, 3, 48, 48) * 2 - 1
+    with torch.no_grad():
+        sem = model.distiller(frames)
+    assert sem.tokens.shape == (1, 5, network.n_tokens, 24) and sem.seg.shape == (1, 5, 133, 12, 12)
+
+    exported = export_checkpoint(ckpt, str(tmp_path / "export"), weights="ema")  # no CLIPSeg needed to export
+    lr = np.random.default_rng(1).integers(0, 256, (5, 12, 12, 3), dtype=np.uint8)
+    a = SeeClearUpscaler(exported, distiller=tiny_clipseg.folder, device="cpu")
+    b = SeeClearUpscaler(exported, distiller=tiny_clipseg.folder, device="cpu")
+    out = a(lr, 4, key="clip")
+    assert out.shape == (5, 48, 48, 3) and np.array_equal(out, b(lr, 4, key="clip"))
+
+    wrong = NetworkConfig.tiny(distiller="clipseg", token_dim=32, seg_channels=133, clipseg_input_size=64)
+    with pytest.raises(SeeClearError, match="network.token_dim is 32 but the ClipSegDistiller gives 24"):
+        distiller_for(wrong, tiny_clipseg.folder)
+    assert distiller_for(NetworkConfig.tiny(), "ignored") is None  # the learned distiller lives in the model

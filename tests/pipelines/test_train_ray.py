@@ -131,3 +131,21 @@ def test_train_table_is_validated():
     assert cfg.methods.seeclear.checkpoint == "run:train"
     assert dataclasses.replace(cfg.train, workers=3).workers == 3
     assert "train" not in RunConfig.demo().to_dict()  # older specs keep their hash
+
+
+def test_train_network_and_distiller_fields():
+    with pytest.raises(SeeClearError, match=r"unknown key 'train.network.base_chanels' \(did you mean 'base_channels'"):
+        RunConfig.from_dict({"train": {"network": {"base_chanels": 8}}})
+    with pytest.raises(SeeClearError, match="train.network: network.base_channels must be an int >= 1, got 0"):
+        RunConfig.from_dict({"train": {"network": {"base_channels": 0}}})
+    net = TrainStageConfig(preset="tiny", network={"distiller": "clipseg", "token_dim": 512, "seg_channels": 133,
+                                                   "channel_mult": [1, 2, 2, 4]}).network_config()
+    assert (net.distiller, net.token_dim, net.channel_mult, net.base_channels) == ("clipseg", 512, (1, 2, 2, 4), 16)
+    plain = RunConfig.from_dict({"stages": [], "train": {"workers": 1}}).to_dict()["train"]
+    assert "network" not in plain and "distiller" not in plain  # specs written before these fields keep their hash
+    paper = RunConfig.from_url(str(Path(__file__).parents[2] / "pipelines" / "specs" / "reds-paper.toml"))
+    assert paper.train.preset == "paper" and paper.seeclear_distiller() == paper.train.distiller != ""
+    own = RunConfig.from_dict({"stages": ["prepare", "train"], "data": {"sources": [{"name": "a", "url": "demo"}]},
+                               "train": {"datasets": ["a"], "distiller": "/models/clipseg"},
+                               "methods": {"seeclear": {"distiller": "/other"}}})
+    assert own.seeclear_distiller() == "/other"

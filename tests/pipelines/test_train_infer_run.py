@@ -1,0 +1,86 @@
+"""One `seeclear-bench run` from raw frames to a leaderboard with the train and infer stages in it: prepare ->
+train (Ray Train, 2 CPU workers) -> upscale (bicubic) -> infer (Ray Data) -> evaluate -> report.
+
+The network uses the frozen CLIPSeg distiller (the paper's kind; here a test-made tiny one loaded from its
+save_pretrained folder through ``train.distiller`` and ``train.network``), so the whole paper path runs: every
+worker loads CLIPSeg from disk, checkpoints hold none of it, the trained checkpoint is exported without it, and the
+inference actors load it again.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def spec(src: str, clipseg: str) -> dict:
+    return {
+        "name": "train-infer", "seed": 0,
+        "stages": ["prepare", "train", "upscale", "infer", "evaluate", "report"],
+        "data": {"sources": [
+            {"name": "tr", "url": src, "layout": "clips", "clips": ["astronaut_pan", "coffee_zoom"]},
+            {"name": "ho", "url": src, "layout": "clips", "clips": ["chelsea_pan"]},
+        ]},
+        "shards": {"window": 5, "max_samples_per_shard": 2},
+        "train": {"datasets": ["tr"], "val_datasets": ["ho"], "workers": 2, "cpus_per_worker": 0.5, "steps": 3,
+                  "warmup": 1, "batch": 1, "crop": 32, "checkpoint_every": 3, "max_failures": 0,
+                  "validate_every": 3, "validate_samples": 1,
+                  "network": {"distiller": "clipseg", "token_dim": 24, "seg_channels": 133,
+                              "clipseg_input_size": 64},
+                  "distiller": clipseg},
+        "infer": {"actors": 1, "cpus_per_actor": 0.5},
+        "methods": {"names": ["bicubic", "seeclear"], "seeclear": {"steps": 1}},
+        "evaluate": {"metrics": ["psnr", "ssim"]},
+        "ray": {"task_cpus": 0.5},
+    }
+
+
+@pytest.mark.timeout(600)
+def test_one_command_trains_infers_evaluates_and_reports(ray_session, tiny_clipseg, tmp_path):
+    import pandas as pd
+
+    from pipelines.infer import read_video, videos_from_shards
+    from pipelines.run import run
+    from seeclear_bench.checkpoints import checkpoint_config, checkpoint_hash
+    from seeclear_bench.config import RunConfig
+    from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.frames import read_frame
+    from seeclear_bench.methods import SeeClearUpscaler
+
+    src = str(tmp_path / "src")
+    write_demo_source(src, frames=10, size=(64, 64))
+    cfg = RunConfig.from_dict(spec(src, tiny_clipseg.folder))
+    assert cfg.seeclear_distiller() == tiny_clipseg.folder  # the trained checkpoint is sampled with train's CLIPSeg
+    out = str(tmp_path / "run")
+    result = run(cfg, out, progress=False)
+
+    assert result.trained["step"] == 3
+    val = pd.read_csv(f"{out}/train/val.csv")
+    assert list(val["step"]) == [3] and val["psnr"].between(5, 60).all()
+    assert result.inferred == {"written": 1, "skipped": 0}
+    exported = sorted((tmp_path / "run" / "train" / "export").iterdir())
+    assert len(exported) == 1 and checkpoint_config(str(exported[0])).network.distiller == "clipseg"
+
+    # the inferred video is exactly the exported checkpoint sampled over the whole video with the same CLIPSeg
+    folder = tmp_path / "run" / "predictions" / "seeclear" / "ho" / "chelsea_pan"
+    record = json.loads((folder / "_records" / "video.json").read_text())
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == 10
+    (row,) = videos_from_shards(out, ["ho"])
+    _, lr = read_video(row)
+    want = SeeClearUpscaler(str(exported[0]), distiller=tiny_clipseg.folder, device="cpu")(lr, 4, key="ho/chelsea_pan")
+    got = np.stack([read_frame(str(p)) for p in pngs])
+    assert np.array_equal(got, want)
+    assert record["method_config"]["checkpoint_hash"] == checkpoint_hash(str(exported[0]))
+
+    frames = pd.read_parquet(f"{out}/metrics/frames.parquet")
+    assert set(frames["dataset"]) == {"ho"}  # training data is not scored
+    assert set(frames["method"]) == {"bicubic", "seeclear"}
+    assert len(frames[(frames["method"] == "seeclear") & (frames["metric"] == "psnr")]) == 10
+    assert (tmp_path / "run" / "leaderboard.md").exists()
+
+    again = run(cfg, out, progress=False)  # everything verified and reused
+    assert again.inferred == {"written": 0, "skipped": 1} and again.trained["step"] == 3
