@@ -4,7 +4,8 @@ Owns `run` (the spec's ``train`` stage) and `fit` (shards -> run folder). Layout
 
     <out>/checkpoints/step-XXXXXXXX/   our safetensors checkpoint (seeclear_bench.checkpoints), reported to Ray
     <out>/log.csv                      per step: step, epoch, loss, lr, grad_norm, samples_per_s, gpu_mem_mb, seconds
-    <out>/val.csv                      per validation: step, psnr, ssim (held-out shards)
+    <out>/val.csv                      per validation: step, psnr, ssim (training weights), ema_psnr, ema_ssim (the
+                                       EMA weights, which the infer stage samples), on held-out shards
     <out>/workers/rank-R.json          pid and host of each worker (operators; fault tests)
     <out>/train.json                   the settings, shards and final result
 
@@ -25,6 +26,7 @@ across ranks (one flat all-reduce) and over ``grad_accum`` micro-batches, then c
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import io as _pyio
@@ -45,7 +47,7 @@ from seeclear_bench.errors import SeeClearError
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS: Final = ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "gpu_mem_mb", "seconds")
-VAL_COLUMNS: Final = ("step", "psnr", "ssim")
+VAL_COLUMNS: Final = ("step", "psnr", "ssim", "ema_psnr", "ema_ssim")
 RAY_NAME: Final = "checkpoints"
 _FLUSH_EVERY: Final = 10
 
@@ -395,8 +397,11 @@ def _train_loop(config: dict[str, Any]) -> None:
         positions = extras["extra"].get("positions", [])
         if len(positions) == world:
             position = list(positions[rank])
-        else:  # another world size: start a fresh epoch after the furthest one read
+        else:  # another world size deals the shards differently: start a fresh epoch after the furthest one read
             position = [max((p[0] for p in positions), default=0) + 1, 0]
+            if rank == 0:
+                log.warning("resuming %s with %d workers instead of %d: the rest of data epoch %d is skipped and "
+                            "epoch %d starts", start_url, world, len(positions), position[0] - 1, position[0])
     synced = _SyncedOptimizer(optimizer, accum=s["grad_accum"], clip=cfg.grad_clip, world=world)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if use_gpu and torch.cuda.is_bf16_supported()
                 else contextlib.nullcontext())
@@ -472,9 +477,14 @@ def _train_loop(config: dict[str, Any]) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{out['lr']:.2e}")
             if s["validate_every"] and val_urls and step % s["validate_every"] == 0:
-                model.eval()
-                val_rows.append({"step": step, **{k: f"{v:.6g}" for k, v in _validate(
-                    model, val_urls, s["validate_samples"], s["validate_steps"], seed).items()}})
+                # sample() switches to eval mode and back; the EMA weights are scored on a copy of the model
+                averaged = copy.deepcopy(model)
+                ema.copy_to(averaged)
+                scores = {**_validate(model, val_urls, s["validate_samples"], s["validate_steps"], seed),
+                          **{f"ema_{k}": v for k, v in _validate(averaged, val_urls, s["validate_samples"],
+                                                                 s["validate_steps"], seed).items()}}
+                del averaged
+                val_rows.append({"step": step, **{k: f"{v:.6g}" for k, v in scores.items()}})
             if step % _FLUSH_EVERY == 0:
                 _write_csv(log_url, rows, LOG_COLUMNS)
         last_time = now

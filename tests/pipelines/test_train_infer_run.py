@@ -59,7 +59,8 @@ def test_one_command_trains_infers_evaluates_and_reports(ray_session, tiny_clips
 
     assert result.trained["step"] == 3
     val = pd.read_csv(f"{out}/train/val.csv")
-    assert list(val["step"]) == [3] and val["psnr"].between(5, 60).all()
+    assert list(val["step"]) == [3] and val[["psnr", "ema_psnr"]].stack().between(5, 60).all()
+    assert val[["ssim", "ema_ssim"]].stack().between(0, 1).all()
     assert result.inferred == {"written": 1, "skipped": 0}
     exported = sorted((tmp_path / "run" / "train" / "export").iterdir())
     assert len(exported) == 1 and checkpoint_config(str(exported[0])).network.distiller == "clipseg"

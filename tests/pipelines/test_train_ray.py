@@ -103,6 +103,12 @@ def test_two_workers_learn_checkpoint_and_resume(ray_session, shards, tmp_path):
     before, after = eval_loss(initial, shards), eval_loss(trained, shards)
     assert after < before * 0.85, (before, after)
 
+    # another worker count: the shards are dealt differently, so the next data epoch starts (README says so)
+    third = fit(shards, out, settings=settings(steps=22, checkpoint_every=5, workers=1), progress=False)
+    rows3 = read_log(out)
+    assert third["step"] == 22 and [int(r["step"]) for r in rows3] == list(range(1, 23))
+    assert int(rows3[20]["epoch"]) == max(p[0] for p in extras["extra"]["positions"]) + 1
+
 
 @pytest.mark.timeout(300)
 def test_corrupt_shard_is_named(ray_session, shards, tmp_path):
