@@ -24,7 +24,12 @@ def run(
     progress: bool = True,
     task_cpus: float = 0.5,
 ) -> pd.DataFrame:
-    """Score every ground-truth clip against the prediction of the same name; returns the per-clip table."""
+    """Score every ground-truth clip against the prediction of the same name; returns the per-clip table.
+
+    Resumable: each clip's rows are kept under ``{out_url}/parts/<dataset>/<clip>.parquet`` with a record of what
+    was scored (method, protocol, metric hashes, SHA-256 of every decoded frame); running the same command again
+    re-scores only clips whose frames, protocol or metrics changed, or that an interrupted run did not finish.
+    """
     from seeclear_bench.metrics.tables import clip_table, save_table
     from seeclear_bench.provenance import code_version, device_name
 
@@ -38,8 +43,9 @@ def run(
             f"predictions without ground truth {extra or 'none'}"
         )
     connect(address)
-    calls = [(preds[c], gts[c]) for c in sorted(gts)]
-    results = run_tasks(_score, [(p, g, method, dataset, tuple(metrics), protocol) for p, g in calls],
+    calls = [(preds[c], gts[c], method, dataset, tuple(metrics), protocol,
+              io.join(out_url, "parts", dataset, f"{c}.parquet")) for c in sorted(gts)]
+    results = run_tasks(_score, calls,
                         desc="evaluate", num_cpus=task_cpus, progress=progress)
     frames = pd.concat(results, ignore_index=True)
     for key, value in {**code_version(), "device": device_name(), "predictions": pred_url, "ground_truth": gt_url}.items():
@@ -59,5 +65,6 @@ def _clips(url: str, dataset: str) -> dict[str, object]:
     return {ref.clip_id: ref for ref in discover_clips(url, dataset=dataset)}
 
 
-def _score(pred, gt, method, dataset, metrics, protocol):  # noqa: ANN001, ANN202 - Ray task shim
-    return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocol_name=protocol)
+def _score(pred, gt, method, dataset, metrics, protocol, part_url):  # noqa: ANN001, ANN202 - Ray task shim
+    return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocol_name=protocol,
+                           part_url=part_url)

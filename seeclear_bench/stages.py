@@ -127,6 +127,7 @@ def prepare_group(
             )
     samples.sort(key=lambda s: s.key)
     infos = []
+    batch: list[Any]
     part, batch, batch_bytes = 0, [], 0
     for sample in samples:
         size = sample.lr.nbytes + sample.hr.nbytes
@@ -341,19 +342,40 @@ def score_clip_pair(
     dataset: str,
     metrics: Sequence[str],
     protocol_name: str,
+    part_url: str | None = None,
 ) -> pd.DataFrame:
     """Score one predicted clip against its ground truth, for outside methods' predictions.
 
     Each side is a ``ClipRef`` (frames folder or video) or a :class:`ShardClipRef` (a clip of a shard set).
     Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
+
+    Args:
+        part_url: where to keep the clip's rows (``.parquet``) and, beside them, a record (``.json``) of the method,
+            protocol hash, metric hashes and the SHA-256 of every decoded frame on both sides; a later call whose
+            record matches reads the rows back instead of scoring again. None: always score, keep nothing.
     """
     from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.scoring import score_clip
+    from seeclear_bench.metrics.scoring import digest_frames, row_metric_hash, score_clip
+    from seeclear_bench.metrics.tables import read_table, write_parquet
 
     pred_frames, gt_frames = load_clip(pred), load_clip(gt)
     if len(pred_frames) != len(gt_frames):
         raise SeeClearError(
             f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
         )
-    return score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
-                      protocol=get_protocol(protocol_name))
+    protocol = get_protocol(protocol_name)
+    record_url = "" if part_url is None else part_url.removesuffix(".parquet") + ".json"
+    if part_url is not None:
+        checksums = {side: [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in frames]
+                     for side, frames in (("pred", pred_frames), ("gt", gt_frames))}
+        key = {"method": method, "dataset": dataset, "clip": gt.clip_id, "protocol_hash": protocol.hash,
+               "metrics": {m: row_metric_hash(m) for m in metrics}, "frames": digest_frames(checksums)}
+        if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
+            return read_table(part_url)
+    rows = score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
+                      protocol=protocol)
+    if part_url is not None:
+        io.remove(record_url)  # a part being rewritten must not look complete
+        write_parquet(rows, part_url)
+        io.write_json(record_url, key)  # written last: its presence means the part is complete
+    return rows

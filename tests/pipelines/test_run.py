@@ -182,3 +182,34 @@ def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
                             metrics=["psnr"], out_url=str(tmp_path / "same"), progress=False)
     frames = pd.read_parquet(tmp_path / "same" / "frames.parquet")
     assert np.isinf(frames["value"]).all() and (same["n_inf"] == same["n_frames"]).all()
+
+
+def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
+    """A second run reuses every clip's verified rows; a changed frame re-scores only its clip."""
+    import shutil
+
+    from pipelines.evaluate_folders import run as evaluate_folders
+    from seeclear_bench.data.frames import encode_png, read_frame
+
+    out, _ = demo_run
+    pred = tmp_path / "pred"
+    shutil.copytree(io.join(out, "predictions", "lanczos", "demo-heldout"), pred)
+    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocol": "basicsr-reds4-rgb", "metrics": ["psnr"],
+              "out_url": str(tmp_path / "eval"), "progress": False}
+    shards = io.join(out, "shards", "demo-heldout")
+    first = evaluate_folders(str(pred), shards, **kwargs)
+    parts = {p.stem: p for p in (tmp_path / "eval" / "parts" / "demo-heldout").glob("*.parquet")}
+    assert set(parts) == {"chelsea_pan", "bunny_040"} and all(p.with_suffix(".json").exists() for p in parts.values())
+    stamps = {c: p.stat().st_mtime_ns for c, p in parts.items()}
+
+    again = evaluate_folders(str(pred), shards, **kwargs)
+    pd.testing.assert_frame_equal(again, first)
+    assert {c: p.stat().st_mtime_ns for c, p in parts.items()} == stamps  # read back, not scored again
+
+    frame = next(iter(sorted((pred / "chelsea_pan").glob("*.png"))))
+    (frame).write_bytes(encode_png(255 - read_frame(str(frame))))
+    changed = evaluate_folders(str(pred), shards, **kwargs).set_index("clip")["value"]
+    before = first.set_index("clip")["value"]
+    assert parts["bunny_040"].stat().st_mtime_ns == stamps["bunny_040"]
+    assert parts["chelsea_pan"].stat().st_mtime_ns != stamps["chelsea_pan"]
+    assert changed["bunny_040"] == before["bunny_040"] and changed["chelsea_pan"] < before["chelsea_pan"]
