@@ -6,9 +6,10 @@ Owns `run` (the spec's ``infer`` stage), `infer_videos` (video rows -> frames + 
 One Ray Data row is one video, so all of a video's clips go through one actor, in order (``SeeClear.sample`` carries
 the memory across them); different videos run in parallel on a pool of callable-class actors (fractional CPUs; one
 GPU each on GPU clusters) that load the checkpoint once. Each video's frames are written atomically as PNGs named by
-their frame index (``00000012.png``) under ``<out>/<dataset>/<clip>/`` and its record
-``_records/video.json`` (checkpoint hash, preset, steps, seed, the SHA-256 of every frame) last: a video without a
-valid record is redone whole, one with a record whose frames verify is skipped. A killed actor is restarted by Ray
+their frame index (``00000012.png``) under ``<out>/<dataset>/<clip>/`` (with ``mp4``, also ``<clip>.mp4`` there:
+H.264, CRF 18, yuv420p) and its record ``_records/video.json`` (checkpoint hash, preset, steps, seed, the SHA-256 of
+every frame and of the mp4) last: a video without a valid record is redone whole, one with a record whose frames
+verify is skipped (asked for an mp4 it lacks, the mp4 is encoded from its verified frames). A killed actor is restarted by Ray
 Data and its video retried; a video is never written by two actors at once because each row is one task.
 """
 from __future__ import annotations
@@ -47,6 +48,18 @@ def videos_from_url(url: str, *, dataset: str, layout: str = "auto") -> list[dic
              "frame_urls": list(ref.frame_urls)} for ref in discover_clips(url, layout=layout, dataset=dataset)]
 
 
+def videos_from_input(url: str, *, dataset: str = "", layout: str = "auto") -> list[dict[str, Any]]:
+    """Rows for any LR input: a prepared shard set (a folder with ``manifest.json``; its ``lr`` frames), or frame
+    folders / video files (`videos_from_url`). ``dataset`` defaults to the folder's name."""
+    from seeclear_bench.stages import shard_clips
+
+    name = dataset or io.basename(url.rstrip("/")).rsplit(".", 1)[0] or "input"
+    if io.exists(io.join(url, "manifest.json")):
+        return [{"dataset": name, "clip_id": ref.clip_id, "kind": "shards", "urls": list(ref.shard_urls)}
+                for ref in shard_clips(url, name).values()]
+    return videos_from_url(url, dataset=name, layout=layout)
+
+
 def read_video(row: dict[str, Any]) -> tuple[list[int], Any]:
     """A row's LR frames: (frame indices, (t h w 3) uint8); shard windows are merged by frame index."""
     import numpy as np
@@ -76,8 +89,10 @@ def video_url(out_url: str, row: dict[str, Any]) -> str:
     return io.join(out_url, row["dataset"], row["clip_id"])
 
 
-def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str, Any]) -> bool:
-    """True when the video's record exists, names ``method_config`` and every frame it lists verifies."""
+def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str, Any], *,
+                      mp4: dict[str, Any] | None = None) -> bool:
+    """True when the video's record exists, names ``method_config`` and every frame it lists verifies (and, with
+    ``mp4`` settings, its mp4 was made with them and verifies)."""
     folder = video_url(out_url, row)
     record_url = io.join(folder, RECORD)
     if not io.exists(record_url):
@@ -85,8 +100,19 @@ def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str
     record = io.read_json(record_url)
     if record.get("method_config") != method_config or not record.get("frames"):
         return False
+    files = dict(record["frames"])
+    if mp4 is not None:
+        video = record.get("video") or {}
+        if {k: video.get(k) for k in mp4} != mp4:
+            return False
+        files[video["name"]] = video["sha256"]
     return all(io.exists(io.join(folder, name)) and io.sha256_url(io.join(folder, name)) == digest
-               for name, digest in record["frames"].items())
+               for name, digest in files.items())
+
+
+def mp4_settings(fps: int) -> dict[str, Any]:
+    """How `VideoSuperResolver` encodes a video's mp4 (recorded; a change re-encodes it)."""
+    return {"codec": "libx264", "crf": 18, "pix_fmt": "yuv420p", "fps": int(fps)}
 
 
 class VideoSuperResolver:
@@ -97,47 +123,80 @@ class VideoSuperResolver:
         checkpoint: a checkpoint folder URL (or ``builtin:NAME``).
         preset, steps, seed, device, distiller: as ``methods.seeclear``.
         extra_record: JSON-able fields added to every record (provenance, spec hash).
+        mp4: `mp4_settings` to also write ``<clip>.mp4``, or None.
     """
 
     def __init__(self, out_url: str, checkpoint: str, preset: str = "", steps: int = 1, seed: int = 0,
-                 device: str = "auto", extra_record: dict[str, Any] | None = None, distiller: str = "") -> None:
+                 device: str = "auto", extra_record: dict[str, Any] | None = None, distiller: str = "",
+                 mp4: dict[str, Any] | None = None) -> None:
         from seeclear_bench.methods import SeeClearUpscaler
 
         self.out_url = out_url
+        self.mp4 = mp4
         self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device,
                                          distiller=distiller)
         self.extra = dict(extra_record or {})
         io.write_json(io.join(out_url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        done = []
+        videos, frames, errors = [], [], []
         for text in batch["row"]:
             row = json.loads(str(text))
-            done.append(self.write_video(row))
-        return {"video": [f"{r['dataset']}/{r['clip_id']}" for r in done], "frames": [r["n"] for r in done]}
+            videos.append(f"{row['dataset']}/{row['clip_id']}")
+            try:
+                frames.append(self.write_video(row)["n"])
+                errors.append("")
+            except SeeClearError as exc:  # bad input: reported by the driver in one line; other videos go on
+                frames.append(0)
+                errors.append(str(exc))
+        return {"video": videos, "frames": frames, "error": errors}
 
     def write_video(self, row: dict[str, Any]) -> dict[str, Any]:
         """Super-resolve one video (memory carried across its clips) and write its frames, then its record."""
-        from seeclear_bench.data.frames import encode_png
+        import numpy as np
+
+        from seeclear_bench.data.frames import decode_frame, encode_png
         from seeclear_bench.stages import frame_name
 
+        folder = video_url(self.out_url, row)
+        described = _comparable(self.upscaler.describe())
+        if self.mp4 is not None and video_is_complete(self.out_url, row, described):
+            # the frames are there and verify, only the mp4 is missing or stale: encode it from them
+            record = io.read_json(io.join(folder, RECORD))
+            hr = np.stack([decode_frame(io.read_bytes(io.join(folder, name)), name=name)
+                           for name in sorted(record["frames"])])
+            io.remove(io.join(folder, RECORD))
+            io.write_json(io.join(folder, RECORD), {**record, "video": self._write_mp4(folder, row, hr)})
+            return {**row, "n": len(hr)}
         indices, lr = read_video(row)
         key = f"{row['dataset']}/{row['clip_id']}"
         hr = self.upscaler(lr, self.upscaler.model.config.scale, key=key)
-        folder = video_url(self.out_url, row)
         io.remove(io.join(folder, RECORD))  # a redone video must not look complete while it is being written
         checksums = {}
         for index, frame in zip(indices, hr):
             data = encode_png(frame)
             io.write_bytes(io.join(folder, frame_name(index)), data)
             checksums[frame_name(index)] = io.sha256_bytes(data)
-        io.write_json(io.join(folder, RECORD), {
-            "method": METHOD, "method_config": _comparable(self.upscaler.describe()),
+        record = {
+            "method": METHOD, "method_config": described,
             "device": self.upscaler.device, "dataset": row["dataset"],
             "clip": row["clip_id"], "frames": checksums, "clip_frames": self.upscaler.model.config.clip_frames,
             **self.extra,
-        })
+        }
+        if self.mp4 is not None:
+            record["video"] = self._write_mp4(folder, row, hr)
+        io.write_json(io.join(folder, RECORD), record)
         return {**row, "n": len(indices)}
+
+    def _write_mp4(self, folder: str, row: dict[str, Any], hr: Any) -> dict[str, Any]:
+        from seeclear_bench.data.video import encode_video
+
+        assert self.mp4 is not None
+        name = f"{row['clip_id']}.mp4"
+        settings = self.mp4
+        encode_video(hr, io.join(folder, name), codec=settings["codec"], fps=settings["fps"], crf=settings["crf"],
+                     pix_fmt=settings["pix_fmt"])
+        return {"name": name, **settings, "sha256": io.sha256_url(io.join(folder, name))}
 
 
 def _comparable(described: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +223,8 @@ def infer_videos(
     seed: int = 0,
     device: str = "auto",
     distiller: str = "",
+    mp4: bool = False,
+    fps: int = 25,
     cpus_per_actor: float = 0.5,
     actors: int = 0,
     extra_record: dict[str, Any] | None = None,
@@ -177,6 +238,7 @@ def infer_videos(
         checkpoint: checkpoint folder URL or ``builtin:NAME``.
         preset, steps, seed, device: sampling settings (as ``methods.seeclear``).
         distiller: the frozen CLIPSeg's folder or cached hub id, for checkpoints whose network uses it.
+        mp4: also write each video as ``<clip>.mp4`` (H.264) beside its frames, at ``fps`` frames per second.
         cpus_per_actor: CPU share of each actor.
         actors: most actors (0: one per GPU, else 2).
         extra_record: added to every record.
@@ -198,7 +260,8 @@ def infer_videos(
     if len(set(keys)) != len(keys):
         raise SeeClearError(f"infer: duplicate videos in the input: {sorted({k for k in keys if keys.count(k) > 1})[:3]}")
     described = method_config(checkpoint, preset=preset, steps=steps, seed=seed)
-    todo = [r for r in rows if not video_is_complete(out_url, r, described)]
+    video = mp4_settings(fps) if mp4 else None
+    todo = [r for r in rows if not video_is_complete(out_url, r, described, mp4=video)]
     if todo:
         gpus = cluster_gpus()
         use_gpu = gpus >= 1 and device != "cpu"
@@ -212,10 +275,10 @@ def infer_videos(
             num_cpus=cpus_per_actor, num_gpus=1 if use_gpu else 0,
             fn_constructor_kwargs={"out_url": out_url, "checkpoint": checkpoint, "preset": preset, "steps": steps,
                                    "seed": seed, "device": device, "extra_record": extra_record,
-                                   "distiller": distiller},
+                                   "distiller": distiller, "mp4": video},
         )
         try:
-            ds.take_all()
+            failed = [r for r in ds.take_all() if r["error"]]
         except Exception as exc:
             cause = exc
             while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
@@ -223,7 +286,11 @@ def infer_videos(
             if isinstance(cause, SeeClearError):
                 raise SeeClearError(str(cause)) from None
             raise
-    missing = [f"{r['dataset']}/{r['clip_id']}" for r in todo if not video_is_complete(out_url, r, described)]
+        if failed:
+            raise SeeClearError(f"infer: {len(failed)} of {len(todo)} video(s) failed ({failed[0]['video']}: "
+                                f"{failed[0]['error']}); the others are written")
+    missing = [f"{r['dataset']}/{r['clip_id']}" for r in todo
+               if not video_is_complete(out_url, r, described, mp4=video)]
     if missing:
         raise SeeClearError(f"infer: {len(missing)} video(s) incomplete after the run ({missing[:3]}); run it again")
     return {"written": len(todo), "skipped": len(rows) - len(todo)}
@@ -268,6 +335,7 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, checkpoint: str | None 
     rows = videos_from_shards(run_url, datasets)
     return infer_videos(rows, io.join(run_url, "predictions", METHOD), checkpoint=url, preset=s.preset,
                         steps=s.steps, seed=s.seed, device=s.device, distiller=cfg.seeclear_distiller(),
+                        mp4=cfg.infer.mp4, fps=cfg.infer.fps,
                         cpus_per_actor=cfg.infer.cpus_per_actor,
                         actors=cfg.infer.actors, extra_record=record(spec_hash=spec_hash, seed=cfg.seed),
                         progress=progress)

@@ -154,6 +154,48 @@ def evaluate(
 
 
 @app.command()
+def infer(
+    source: Annotated[str, typer.Argument(help="LR input: a folder of clip folders (frames), video file(s), or a prepared shard set (its lr frames); any fsspec URL.")],
+    checkpoint: Annotated[str, typer.Option(help="SeeClear checkpoint folder (any fsspec URL) or builtin:NAME.")],
+    out: Annotated[str, typer.Option("--out", help="Where <dataset>/<clip>/<frame>.png (and <clip>.mp4) go.")] = "runs/infer",
+    dataset: Annotated[str, typer.Option(help="Dataset name in the output paths (default: the input folder's name).")] = "",
+    layout: Annotated[str, typer.Option(help="auto, reds, vid4, vimeo90k, clips or video.")] = "auto",
+    steps: Annotated[int, typer.Option(help="Reverse diffusion steps per clip.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling noise (with the clip name).")] = 0,
+    preset: Annotated[str, typer.Option(help="Expected model preset (tiny, small, paper); empty accepts the checkpoint's.")] = "",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    distiller: Annotated[str, typer.Option(help="Frozen CLIPSeg for checkpoints that use it: a save_pretrained folder or a cached hub id.")] = "",
+    mp4: Annotated[bool, typer.Option("--mp4/--no-mp4", help="Also write each video as <clip>.mp4 (H.264).")] = False,
+    fps: Annotated[int, typer.Option(help="Frame rate of the mp4 files.")] = 25,
+    actors: Annotated[int, typer.Option(help="Most inference actors (0: one per GPU, else 2).")] = 0,
+    cpus_per_actor: Annotated[float, typer.Option(help="CPU share of each actor.")] = 0.5,
+    address: AddressOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Super-resolve whole videos with a SeeClear checkpoint on Ray Data (the memory carried clip to clip).
+
+    One actor pool loads the checkpoint once per actor; each video goes through one actor, videos run in parallel.
+    Running the same command again skips videos whose frames (and mp4) verify against their record.
+    """
+    from seeclear_bench.config import InferStageConfig, SeeClearMethodConfig
+
+    SeeClearMethodConfig(checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device)  # type: ignore[arg-type]
+    InferStageConfig(cpus_per_actor=cpus_per_actor, actors=actors, mp4=mp4, fps=fps)  # validated before Ray starts
+    from pipelines._ray import connect
+    from pipelines.infer import infer_videos, videos_from_input
+    from seeclear_bench import io
+    from seeclear_bench.provenance import record
+
+    rows = videos_from_input(source, dataset=dataset, layout=layout)
+    io.check_writable(out)
+    connect(address)
+    done = infer_videos(rows, out, checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,
+                        distiller=distiller, mp4=mp4, fps=fps, cpus_per_actor=cpus_per_actor, actors=actors,
+                        extra_record=record(command=_command_line()), progress=progress)
+    typer.echo(f"{done['written']} video(s) written, {done['skipped']} already complete -> {out}")
+
+
+@app.command()
 def leaderboard(
     tables: Annotated[list[str], typer.Argument(help="Per-frame result tables (frames.parquet or .csv) or run folders, any fsspec URL.")],
     out: Annotated[str, typer.Option("--out", help="Folder for leaderboard.md/.csv/.parquet/.html, metrics/ and figures/.")] = "runs/leaderboard",

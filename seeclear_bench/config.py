@@ -35,7 +35,7 @@ from seeclear_bench.errors import SeeClearError, did_you_mean
 
 Stage = Literal["prepare", "train", "upscale", "infer", "evaluate", "report"]
 STAGES: tuple[str, ...] = get_args(Stage)  # pipeline order; upscale and infer may both run
-DEFAULT_STAGES: tuple[str, ...] = ("prepare", "upscale", "evaluate", "report")
+DEFAULT_STAGES: tuple[Stage, ...] = ("prepare", "upscale", "evaluate", "report")
 DegradationKind = Literal["bicubic", "blur-downsample", "realistic"]
 METHODS: tuple[str, ...] = ("bicubic", "lanczos", "seeclear")
 TRAINED_CHECKPOINT = "run:train"  # methods.seeclear.checkpoint: the newest checkpoint of this run's train stage
@@ -361,17 +361,23 @@ class InferStageConfig:
         cpus_per_actor: CPU share of each inference actor (GPU clusters: one actor per GPU).
         actors: Most actors in the pool (0: one per GPU, or 2 on CPU).
         weights: ``ema`` or ``model`` weights of a training checkpoint.
+        mp4: Also write each video as ``<clip>.mp4`` (H.264, CRF 18) beside its PNG frames.
+        fps: Frame rate of those mp4 files.
     """
 
     datasets: tuple[str, ...] = ()
     cpus_per_actor: float = 0.5
     actors: int = 0
     weights: Literal["ema", "model"] = "ema"
+    mp4: bool = False
+    fps: int = 25
 
     def __post_init__(self) -> None:
         if not 0 < self.cpus_per_actor <= 64 or self.actors < 0:
             raise SeeClearError(f"infer.cpus_per_actor must be in (0, 64] and infer.actors >= 0, got "
                                 f"{self.cpus_per_actor} and {self.actors}")
+        if not 1 <= self.fps <= 240:
+            raise SeeClearError(f"infer.fps must be in [1, 240], got {self.fps}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -469,10 +475,10 @@ class RunConfig:
                 del data[name]
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
-        if "train" in data:
-            for name in ("network", "distiller"):  # added later, likewise
-                if not data["train"][name]:
-                    del data["train"][name]
+        for table, added in (("train", {"network": {}, "distiller": ""}), ("infer", {"mp4": False, "fps": 25})):
+            for name, default in added.items():  # added later: at their defaults they stay out of the hash too
+                if table in data and data[table][name] == default:
+                    del data[table][name]
         return data
 
     def seeclear_distiller(self) -> str:
@@ -520,7 +526,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if origin is Literal:
         choices = get_args(tp)

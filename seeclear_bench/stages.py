@@ -144,11 +144,13 @@ def prepare_group(
 
 def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int] = (64, 64), window: int = 5,
                         max_samples_per_shard: int = 2, spec_hash: str = "demo", shards_dir: str = "shards") -> list[str]:
-    """Demo footage under ``root_url/src`` prepared into shards under ``root_url/<shards_dir>`` in this process (no Ray).
+    """Demo footage under ``root_url/src`` prepared into a shard set (shards and ``manifest.json``) under
+    ``root_url/<shards_dir>`` in this process (no Ray).
 
     For benchmarks and tests that need a small real shard set; returns the shard URLs.
     """
     from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.data.shards import write_manifest
     from seeclear_bench.data.sources import discover_clips
 
     src = io.join(root_url, "src")
@@ -158,6 +160,7 @@ def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int
     out = io.join(root_url, shards_dir)
     infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0, out,
                           spec_hash)
+    write_manifest(out, infos, spec_hash=spec_hash)
     return [io.join(out, info["name"]) for info in infos]
 
 
