@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast bench lock train-demo chromium clean
+.PHONY: setup demo test test-fast lint bench lock train-demo chromium clean
 
 # torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml: they import together with no patching.
 # constraints.txt pins every transitive version the tests passed with, so pip resolves in seconds, not minutes.
@@ -36,7 +36,13 @@ chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; the browser test will be skipped"
 
-test: setup chromium
+# Static checks (STYLE.md 8.5): ruff over the repository, mypy over seeclear_bench/, model/diffusion/ and pipelines/
+# (settings in pyproject.toml). `make test` runs them first.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup chromium lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -23,7 +23,7 @@ from model.seeclear import SeeClear, SeeClearConfig
 class RssPeak:
     """Samples the process's resident memory every 5 ms while the block runs (CPU peak memory)."""
 
-    def __enter__(self) -> "RssPeak":
+    def __enter__(self) -> RssPeak:
         import psutil
 
         self._proc = psutil.Process()

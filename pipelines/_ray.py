@@ -58,7 +58,8 @@ def run_tasks(
 
     if not calls:
         return []
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2, retry_exceptions=[OSError])(fn)
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2,  # type: ignore[call-overload]
+                        retry_exceptions=[OSError])(fn)  # ray's stubs type retry_exceptions as bool only
     refs = [remote.remote(*args) for args in calls]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
@@ -89,3 +90,19 @@ def _get(ref: Any) -> Any:
         if isinstance(cause, SeeClearError):
             raise SeeClearError(str(cause)) from None
         raise
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception under Ray's wrappers (``RayTaskError.cause``, ``__cause__``, Ray Train's
+    ``worker_failures``), so a worker's `SeeClearError` reaches the user as its one line."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = getattr(exc, "cause", None) or exc.__cause__
+        errors = getattr(exc, "worker_failures", None)
+        if isinstance(errors, dict) and errors:
+            nxt = next(iter(errors.values()))
+        if not isinstance(nxt, BaseException):
+            break
+        exc = nxt
+    return exc

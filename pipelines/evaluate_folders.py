@@ -65,6 +65,8 @@ def _clips(url: str, dataset: str) -> dict[str, object]:
     return {ref.clip_id: ref for ref in discover_clips(url, dataset=dataset)}
 
 
-def _score(pred, gt, method, dataset, metrics, protocol, part_url):  # noqa: ANN001, ANN202 - Ray task shim
+def _score(pred: object, gt: object, method: str, dataset: str, metrics: Sequence[str], protocol: str,
+           part_url: str) -> pd.DataFrame:
+    """The Ray task: `score_clip_pair` with positional arguments."""
     return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocol_name=protocol,
                            part_url=part_url)

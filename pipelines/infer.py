@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from seeclear_bench import io
 from seeclear_bench.config import TRAINED_CHECKPOINT, RunConfig
@@ -252,7 +252,7 @@ def infer_videos(
     """
     import ray
 
-    from pipelines._ray import cluster_gpus
+    from pipelines._ray import cluster_gpus, root_cause
 
     if not rows:
         return {"written": 0, "skipped": 0}
@@ -268,8 +268,8 @@ def infer_videos(
         pool = actors or (int(gpus) if use_gpu else 2)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
-        ds = ray.data.from_items([{"row": json.dumps(r)} for r in todo], override_num_blocks=len(todo))
-        ds = ds.map_batches(
+        items = ray.data.from_items([{"row": json.dumps(r)} for r in todo], override_num_blocks=len(todo))
+        ds = items.map_batches(
             VideoSuperResolver, batch_size=1,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(pool, len(todo)))),
             num_cpus=cpus_per_actor, num_gpus=1 if use_gpu else 0,
@@ -280,9 +280,7 @@ def infer_videos(
         try:
             failed = [r for r in ds.take_all() if r["error"]]
         except Exception as exc:
-            cause = exc
-            while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
-                cause = getattr(cause, "cause", None) or cause.__cause__
+            cause = root_cause(exc)
             if isinstance(cause, SeeClearError):
                 raise SeeClearError(str(cause)) from None
             raise
@@ -296,7 +294,7 @@ def infer_videos(
     return {"written": len(todo), "skipped": len(rows) - len(todo)}
 
 
-def trained_checkpoint(run_url: str, weights: str = "ema") -> str:
+def trained_checkpoint(run_url: str, weights: Literal["model", "ema"] = "ema") -> str:
     """The ``train`` stage's newest checkpoint exported as a slim inference checkpoint (``weights``), once per step.
 
     Raises:

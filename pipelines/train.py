@@ -128,7 +128,9 @@ def fit(
     try:
         trainer.fit()
     except Exception as exc:  # TrainingFailedError wraps the worker's exception
-        cause = _root_cause(exc)
+        from pipelines._ray import root_cause
+
+        cause = root_cause(exc)
         if isinstance(cause, SeeClearError):
             raise SeeClearError(str(cause)) from None
         raise SeeClearError(f"training in {out_url} failed: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
@@ -158,20 +160,6 @@ def _storage_path(out_url: str) -> str:
         return out_url
     raise SeeClearError(f"train output {out_url!r}: Ray Train storage must be a local/shared path or s3://, gs://, "
                         f"hdfs://, abfs:// (found {protocol!r}); change the run's --out")
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nxt = getattr(exc, "cause", None) or exc.__cause__
-        errors = getattr(exc, "worker_failures", None)
-        if isinstance(errors, dict) and errors:
-            nxt = next(iter(errors.values()))
-        if nxt is None:
-            break
-        exc = nxt
-    return exc
 
 
 def _read_csv(url: str, upto: int | None) -> list[dict[str, Any]]:
@@ -454,7 +442,7 @@ def _train_loop(config: dict[str, Any]) -> None:
                 raise SeeClearError(f"train: samples of one batch differ in shape {sorted(shapes)}; set train.crop")
             batch = {"lr": torch.stack(batch_lr).to(device), "hr": torch.stack(batch_hr).to(device)}
             with autocast:
-                out = train_step(model, batch, synced, None, None, step_cfg,
+                out = train_step(model, batch, synced, None, None, step_cfg,  # type: ignore[arg-type]  # duck-typed
                                  torch.Generator().manual_seed(_seed(seed, step, micro, rank)))
             losses.append(out["loss"])
             micro += 1

@@ -9,11 +9,14 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from seeclear_bench.errors import SeeClearError
+
+if TYPE_CHECKING:
+    from seeclear_bench.config import RunConfig
 
 app = typer.Typer(
     name="seeclear-bench",
@@ -46,7 +49,7 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _load_spec(spec: str | None):
+def _load_spec(spec: str | None) -> RunConfig:
     from seeclear_bench.config import RunConfig
 
     return RunConfig.demo() if spec is None else RunConfig.from_url(spec)

@@ -476,8 +476,8 @@ class RunConfig:
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
         for table, added in (("train", {"network": {}, "distiller": ""}), ("infer", {"mp4": False, "fps": 25})):
-            for name, default in added.items():  # added later: at their defaults they stay out of the hash too
-                if table in data and data[table][name] == default:
+            for name, at_default in added.items():  # added later: at their defaults they stay out of the hash too
+                if table in data and data[table][name] == at_default:
                     del data[table][name]
         return data
 

@@ -7,9 +7,12 @@ it and where to put it.
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from seeclear_bench.errors import SeeClearError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CLIPSEG: Final = "CIDAS/clipseg-rd64-refined"
 
@@ -48,7 +51,9 @@ def load_clipseg_distiller(source: str = DEFAULT_CLIPSEG, *, device: str = "cpu"
             f"`huggingface-cli download {DEFAULT_CLIPSEG if local else source}`, or point the spec at a folder made "
             "with save_pretrained (model and tokenizer)"
         ) from None
-    return ClipSegDistiller.from_model(clipseg.to(device).eval(), tokenizer=tokenizer, **kwargs)
+    # transformers types its @wraps(nn.Module.to) override as unbound (self becomes the first argument).
+    return ClipSegDistiller.from_model(cast("torch.nn.Module", clipseg).to(device).eval(), tokenizer=tokenizer,
+                                       **kwargs)
 
 
 def distiller_for(network: Any, source: str = "", *, device: str = "cpu") -> Any:

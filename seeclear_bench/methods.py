@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from seeclear_bench.errors import SeeClearError, did_you_mean
+
+if TYPE_CHECKING:
+    from seeclear_bench.data.imresize import Kernel
 
 
 class Upscaler(Protocol):
@@ -31,7 +34,7 @@ def _check_lr(lr: np.ndarray) -> None:
 class ImresizeUpscaler:
     """MATLAB ``imresize`` upscaling with a named kernel."""
 
-    def __init__(self, kernel: str) -> None:
+    def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
 
     def __call__(self, lr: np.ndarray, scale: int, *, key: str = "") -> np.ndarray:

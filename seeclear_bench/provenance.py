@@ -42,7 +42,7 @@ def record(**extra: Any) -> dict[str, Any]:
     """A provenance record: code version, time, host and any ``extra`` fields (spec hash, seed, protocol...)."""
     return {
         **code_version(),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "host": platform.node(),
         **extra,

@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m seeclear_bench.train SHARDS OUT``: a minimal entry point (the CLI command lives in cli.py)."""
     from model.training import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="python -m seeclear_bench.train", description=train.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m seeclear_bench.train", description=(train.__doc__ or "").partition("\n")[0])
     parser.add_argument("shards", help="shard folder (with manifest.json), glob or .tar")
     parser.add_argument("out", help="run folder")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"])

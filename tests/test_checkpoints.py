@@ -21,7 +21,6 @@ from seeclear_bench.checkpoints import (
 )
 from seeclear_bench.errors import SeeClearError
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -15,7 +15,6 @@ from seeclear_bench.data import shards
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.train import main, resolve_shards, train
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

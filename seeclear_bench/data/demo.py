@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import numpy as np
 
@@ -37,7 +37,15 @@ VIDEO_NAME: Final = "bigbuckbunny.mp4"
 VIDEO_STARTS: Final = (10, 40)  # the two time ranges start at these frames of the 132-frame video
 VIDEO_CROP_FACTOR: Final = 3.0  # crop (3h x 3w) source pixels around the centre, then downscale to (h, w)
 MAX_FRAMES: Final = 30  # so the two time ranges never overlap
-PHOTO_CLIPS: Final = {
+
+
+class _PhotoClip(TypedDict):
+    photo: str  # name of the skimage.data photo
+    pan_px_per_frame: tuple[float, float]
+    zoom_per_frame: float
+
+
+PHOTO_CLIPS: Final[dict[str, _PhotoClip]] = {
     "astronaut_pan": {"photo": "astronaut", "pan_px_per_frame": (0.0, 0.7), "zoom_per_frame": 1.0},
     "chelsea_pan": {"photo": "chelsea", "pan_px_per_frame": (0.35, -0.55), "zoom_per_frame": 1.0},
     "coffee_zoom": {"photo": "coffee", "pan_px_per_frame": (0.0, 0.0), "zoom_per_frame": 1.015},

@@ -96,7 +96,8 @@ def resize_matrix(
             return scale * fn(scale * d)
         width = width / scale
     else:
-        h = fn
+        def h(d: np.ndarray) -> np.ndarray:
+            return fn(d)
     u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - width / 2.0)
     taps = int(math.ceil(width)) + 2
@@ -185,7 +186,8 @@ def imresize(
         scales = (float(scale), float(scale))
         out_h, out_w = output_size(in_h, scale), output_size(in_w, scale)
     else:
-        if len(output_shape) != 2 or not all(isinstance(n, numbers.Integral) and n >= 1 for n in output_shape):
+        assert output_shape is not None  # exactly one of scale / output_shape was checked above
+        if len(output_shape) != 2 or not all(isinstance(n, numbers.Integral) and int(n) >= 1 for n in output_shape):
             raise SeeClearError(f"output_shape must be two positive integers (out_h, out_w), got {output_shape!r}")
         out_h, out_w = int(output_shape[0]), int(output_shape[1])
         scales = (out_h / in_h, out_w / in_w)

@@ -342,11 +342,13 @@ def _iter_members(url: str) -> Iterator[tuple[str, str, bytes]]:
         raise SeeClearError(f"expected a shard at {url}, found nothing; check the URL or run prepare again") from exc
     with handle:
         done: set[str] = set()
-        current, members = None, set()
+        current: str | None = None
+        members: set[str] = set()
         try:
             with tarfile.open(fileobj=handle, mode="r:") as tar:
                 while (info := tar.next()) is not None:
-                    tar.members.clear()  # tarfile keeps every header otherwise
+                    # tarfile keeps every header otherwise; typeshed omits the (documented-by-use) attribute
+                    tar.members.clear()  # type: ignore[attr-defined]
                     if not info.isfile():
                         continue
                     key, member = schema.split_tar_name(info.name)
@@ -441,7 +443,8 @@ def iter_shard(url: str, *, verify: bool = True) -> Iterator[Sample]:
         SeeClearError: Naming the shard (and the sample key and member where known) when the tar is missing,
             truncated or corrupt, a sample's members are not contiguous, or a frame fails its check.
     """
-    key, members = None, {}
+    key: str | None = None
+    members: dict[str, bytes] = {}
     stream = _iter_members(url)
     for member_key, member, data in stream:
         if member_key != key:

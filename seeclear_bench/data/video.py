@@ -12,12 +12,16 @@ from __future__ import annotations
 import io as _stdio
 import logging
 from fractions import Fraction
-from typing import Final
+from typing import TYPE_CHECKING, Final, cast
 
 import numpy as np
 
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ def decode_video(url: str, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def _nominal_dur(stream: object) -> float:
+def _nominal_dur(stream: VideoStream) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return 1.0 / float(rate) if rate else 0.0
 
@@ -120,11 +124,13 @@ def _expected_cfr_count(pts: list[int], tick: float, end_seconds: float) -> int 
     return int(round((end_seconds - ordered[0] * tick) / (step * tick)))
 
 
-def _declared_end_seconds(container: object, stream: object) -> float | None:
+def _declared_end_seconds(container: InputContainer, stream: VideoStream) -> float | None:
     """End time of the video stream as the container records it, or None when it does not say."""
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    time_base = stream.time_base
+    assert time_base is not None, "FFmpeg sets a time base on every demuxed stream"
+    start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
     if stream.duration:
-        return start + float(stream.duration * stream.time_base)
+        return start + float(stream.duration * time_base)
     tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
     if tag:  # Matroska: "HH:MM:SS.nnnnnnnnn"
         try:
@@ -157,7 +163,8 @@ def _encode_to(
         options["crf"] = str(int(crf))
     try:
         with av.open(sink, mode="w", format=container_format, options={"fflags": "+bitexact"}) as container:
-            stream = container.add_stream(codec, rate=Fraction(int(fps), 1), options=options)
+            # The stubs type a codec given as a plain str as any stream kind; encode_video passes a video encoder.
+            stream = cast("VideoStream", container.add_stream(codec, rate=Fraction(int(fps), 1), options=options))
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             stream.codec_context.thread_count = 1
             stream.codec_context.flags |= av.codec.context.Flags.bitexact

@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict, cast
 
 import numpy as np
 
@@ -34,8 +34,19 @@ from seeclear_bench.errors import SeeClearError
 if TYPE_CHECKING:
     import torch
 
+
+class _FarnebackParams(TypedDict):
+    pyr_scale: float
+    levels: int
+    winsize: int
+    iterations: int
+    poly_n: int
+    poly_sigma: float
+    flags: int
+
+
 # cv2.calcOpticalFlowFarneback(prev, next, None, 0.5, 3, 15, 3, 5, 1.2, 0) in TecoGAN metrics.py.
-FARNEBACK_PARAMS: Final = {
+FARNEBACK_PARAMS: Final[_FarnebackParams] = {
     "pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2, "flags": 0,
 }
 # Weight names passed to seeclear_bench.metrics.weights.locate, and torchvision's published file for each
@@ -116,8 +127,9 @@ def farneback_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
     def one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return cv2.calcOpticalFlowFarneback(
-            np.ascontiguousarray(a), np.ascontiguousarray(b), None, p["pyr_scale"], p["levels"], p["winsize"],
-            p["iterations"], p["poly_n"], p["poly_sigma"], p["flags"],
+            # None: OpenCV allocates the output flow (its stubs type this optional output array as required).
+            np.ascontiguousarray(a), np.ascontiguousarray(b), cast(np.ndarray, None), p["pyr_scale"], p["levels"],
+            p["winsize"], p["iterations"], p["poly_n"], p["poly_sigma"], p["flags"],
         )
 
     if src.ndim == 2:

@@ -8,7 +8,7 @@ interval.
 """
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ def paired_comparison(
     """
     if reference not in set(clip_df["method"]):
         raise SeeClearError(f"reference method {reference!r} is not in the results; methods: {sorted(set(clip_df['method']))}")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, ((dataset, metric), group) in enumerate(clip_df.groupby(["dataset", "metric"], sort=True)):
         wide = group.pivot(index="clip", columns="method", values="value")
         if reference not in wide:

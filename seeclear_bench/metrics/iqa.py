@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal, cast
 
 import torch
 
@@ -151,7 +151,9 @@ def lpips_features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.T
     """
     import lpips
 
-    return [lpips.normalize_tensor(f) for f in model.net(model.scaling_layer(images))]
+    # nn.Module.__getattr__ is typed ``Tensor | Module``; on lpips.LPIPS these two are submodules.
+    net, scaling_layer = cast(torch.nn.Module, model.net), cast(torch.nn.Module, model.scaling_layer)
+    return [lpips.normalize_tensor(f) for f in net(scaling_layer(images))]
 
 
 def lpips_from_features(
@@ -163,8 +165,8 @@ def lpips_from_features(
     """
     import lpips
 
-    total = 0
-    for lin, f0, f1 in zip(model.lins, feats0, feats1, strict=True):
+    total: Any = 0  # 0 + the first layer's (n 1 1 1) tensor: a tensor from then on
+    for lin, f0, f1 in zip(cast(torch.nn.ModuleList, model.lins), feats0, feats1, strict=True):
         total = total + lpips.spatial_average(lin((f0 - f1) ** 2), keepdim=True)
     return total.reshape(-1)
 

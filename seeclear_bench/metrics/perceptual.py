@@ -81,7 +81,7 @@ def lpips(
         raise SeeClearError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
     pred_u8, gt_u8 = _prepare(pred, gt, channel="rgb", crop_border=crop_border, min_size=MIN_SIZE)
     run_on = resolve_device(device, pred)
-    model = iqa.load_network(f"lpips-{net}", run_on)
+    model = iqa.load_network("lpips-alex" if net == "alex" else "lpips-vgg", run_on)
     out = torch.empty(pred_u8.shape[0], dtype=torch.float64)
     with torch.inference_mode():
         for start, stop in _chunks(pred_u8, run_on, images_per_frame=2):

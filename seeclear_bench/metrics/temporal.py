@@ -49,7 +49,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from seeclear_bench.metrics.fidelity import FramesLike
     from seeclear_bench.metrics.flow import OcclusionThresholds, RaftFlow
     from seeclear_bench.metrics.protocols import Protocol, teco_crop_box
-    from seeclear_bench.metrics.registry import ClipValues
+    from seeclear_bench.metrics.registry import ClipMetricFn, ClipValues
 
 Quantity = Literal["tof", "ewarp"]
 FlowMethod = Literal["farneback", "raft-large"]
@@ -329,7 +329,7 @@ def gt_reference_value(metric: str | TemporalVariant, gt_clip: FramesLike, *, ra
     return clip_value(variant, gt_clip, None, raft=raft)
 
 
-def make_clip_fn(name: str) -> Callable[[FramesLike, FramesLike, Protocol], ClipValues]:
+def make_clip_fn(name: str) -> ClipMetricFn:
     """The registry's :class:`~seeclear_bench.metrics.registry.ClipMetricFn` for preset ``name``.
 
     The variant fixes its own colour, crop and frame skipping, so the protocol's channel and crop border do not apply;

@@ -13,7 +13,7 @@ import io as _bytes_io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 import pandas as pd
@@ -54,8 +54,11 @@ def slug(text: str) -> str:
 def method_colours(methods: Sequence[str]) -> dict[str, str]:
     """A fixed colour per method (tab10 in sorted order; the ground truth dark grey), shared by every picture."""
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
-    palette = colormaps["tab10"].colors
+    tab10 = colormaps["tab10"]
+    assert isinstance(tab10, ListedColormap)  # a qualitative map: a fixed list of colours
+    palette = cast("Sequence[Sequence[float]]", tab10.colors)  # stubs: any ArrayLike; tab10 holds RGB tuples
     ordered = sorted(m for m in set(methods) if not _is_gt(m))
     out = {m: _hex(palette[i % len(palette)]) for i, m in enumerate(ordered)}
     out.update({m: _GT_COLOUR for m in methods if _is_gt(m)})

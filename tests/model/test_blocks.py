@@ -21,7 +21,6 @@ from model.networks.blocks import (
     timestep_embedding,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -22,7 +22,6 @@ from model.training import (
     train_step,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seeclear_bench import io
-from seeclear_bench.config import DataConfig, MethodsConfig, RunConfig, SeeClearMethodConfig, SourceConfig
+from seeclear_bench.config import MethodsConfig, RunConfig, SeeClearMethodConfig
 from seeclear_bench.data.frames import read_frame
 from seeclear_bench.errors import SeeClearError
 

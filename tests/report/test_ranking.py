@@ -94,7 +94,7 @@ def test_score_table_values_intervals_ranks_and_markdown_agree(make_table):
     # the Markdown leaderboard bolds exactly the "best" cells and underlines the "second" ones
     text = leaderboard_markdown(build_leaderboard(frames), title="t", command=None)
     for method in ("bicubic", "BasicVSR", "lanczos", GT_METHOD):
-        line = next(l for l in text.splitlines() if l.startswith(f"| {method} |"))
+        line = next(row for row in text.splitlines() if row.startswith(f"| {method} |"))
         cells = line.split("|")[2].split(" / ")
         for cell, metric in zip(cells, ("psnr", "ssim")):
             mark = scores.loc[(metric, method), "mark"]
