@@ -111,7 +111,8 @@ def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str
 
 
 def mp4_settings(fps: int) -> dict[str, Any]:
-    """How `VideoSuperResolver` encodes a video's mp4 (recorded; a change re-encodes it)."""
+    """How `VideoSuperResolver` encodes a video's mp4 (recorded; a change re-encodes it). ``fps`` 0: the input
+    video's own frame rate (rounded), 25 for frame folders and shards; the rate used is recorded as ``rate``."""
     return {"codec": "libx264", "crf": 18, "pix_fmt": "yuv420p", "fps": int(fps)}
 
 
@@ -194,9 +195,14 @@ class VideoSuperResolver:
         assert self.mp4 is not None
         name = f"{row['clip_id']}.mp4"
         settings = self.mp4
-        encode_video(hr, io.join(folder, name), codec=settings["codec"], fps=settings["fps"], crf=settings["crf"],
+        rate = settings["fps"]
+        if not rate:
+            from seeclear_bench.data.video import video_rate
+
+            rate = max(1, round(video_rate(row["url"]) or 25)) if row.get("kind") == "video" else 25
+        encode_video(hr, io.join(folder, name), codec=settings["codec"], fps=rate, crf=settings["crf"],
                      pix_fmt=settings["pix_fmt"])
-        return {"name": name, **settings, "sha256": io.sha256_url(io.join(folder, name))}
+        return {"name": name, **settings, "rate": rate, "sha256": io.sha256_url(io.join(folder, name))}
 
 
 def _comparable(described: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +230,7 @@ def infer_videos(
     device: str = "auto",
     distiller: str = "",
     mp4: bool = False,
-    fps: int = 25,
+    fps: int = 0,
     cpus_per_actor: float = 0.5,
     actors: int = 0,
     extra_record: dict[str, Any] | None = None,
@@ -238,7 +244,8 @@ def infer_videos(
         checkpoint: checkpoint folder URL or ``builtin:NAME``.
         preset, steps, seed, device: sampling settings (as ``methods.seeclear``).
         distiller: the frozen CLIPSeg's folder or cached hub id, for checkpoints whose network uses it.
-        mp4: also write each video as ``<clip>.mp4`` (H.264) beside its frames, at ``fps`` frames per second.
+        mp4: also write each video as ``<clip>.mp4`` (H.264) beside its frames, at ``fps`` frames per second (0: an
+            input video's own rate, else 25).
         cpus_per_actor: CPU share of each actor.
         actors: most actors (0: one per GPU, else 2).
         extra_record: added to every record.

@@ -169,7 +169,7 @@ def infer(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     distiller: Annotated[str, typer.Option(help="Frozen CLIPSeg for checkpoints that use it: a save_pretrained folder or a cached hub id.")] = "",
     mp4: Annotated[bool, typer.Option("--mp4/--no-mp4", help="Also write each video as <clip>.mp4 (H.264).")] = False,
-    fps: Annotated[int, typer.Option(help="Frame rate of the mp4 files.")] = 25,
+    fps: Annotated[int, typer.Option(help="Frame rate of the mp4 files (0: an input video's own rate, else 25).")] = 0,
     actors: Annotated[int, typer.Option(help="Most inference actors (0: one per GPU, else 2).")] = 0,
     cpus_per_actor: Annotated[float, typer.Option(help="CPU share of each actor.")] = 0.5,
     address: AddressOpt = None,

@@ -362,7 +362,7 @@ class InferStageConfig:
         actors: Most actors in the pool (0: one per GPU, or 2 on CPU).
         weights: ``ema`` or ``model`` weights of a training checkpoint.
         mp4: Also write each video as ``<clip>.mp4`` (H.264, CRF 18) beside its PNG frames.
-        fps: Frame rate of those mp4 files.
+        fps: Frame rate of those mp4 files (0: an input video's own rate, else 25).
     """
 
     datasets: tuple[str, ...] = ()
@@ -370,14 +370,14 @@ class InferStageConfig:
     actors: int = 0
     weights: Literal["ema", "model"] = "ema"
     mp4: bool = False
-    fps: int = 25
+    fps: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.cpus_per_actor <= 64 or self.actors < 0:
             raise SeeClearError(f"infer.cpus_per_actor must be in (0, 64] and infer.actors >= 0, got "
                                 f"{self.cpus_per_actor} and {self.actors}")
-        if not 1 <= self.fps <= 240:
-            raise SeeClearError(f"infer.fps must be in [1, 240], got {self.fps}")
+        if not 0 <= self.fps <= 240:
+            raise SeeClearError(f"infer.fps must be in [0, 240] (0: the input's own rate), got {self.fps}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -475,7 +475,7 @@ class RunConfig:
                 del data[name]
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
-        for table, added in (("train", {"network": {}, "distiller": ""}), ("infer", {"mp4": False, "fps": 25})):
+        for table, added in (("train", {"network": {}, "distiller": ""}), ("infer", {"mp4": False, "fps": 0})):
             for name, at_default in added.items():  # added later: at their defaults they stay out of the hash too
                 if table in data and data[table][name] == at_default:
                     del data[table][name]

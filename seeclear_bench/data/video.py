@@ -108,6 +108,28 @@ def decode_video(url: str, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
+def video_rate(url: str) -> float | None:
+    """The frame rate a video file declares (average, else guessed), or None when it declares none.
+
+    Raises:
+        SeeClearError: the file is missing, unreadable or holds no video stream.
+    """
+    import av
+
+    fs, path = io.split(url)
+    try:
+        with fs.open(path, "rb") as fobj, av.open(fobj, mode="r") as container:
+            if not container.streams.video:
+                raise SeeClearError(f"expected a video stream in {url!r}, found none")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+    except FileNotFoundError as exc:
+        raise SeeClearError(f"expected a video file at {url!r}, found nothing") from exc
+    except (av.FFmpegError, OSError, EOFError, ValueError) as exc:
+        raise SeeClearError(f"cannot read video {url!r} ({exc.__class__.__name__}: {exc})") from exc
+    return float(rate) if rate else None
+
+
 def _nominal_dur(stream: VideoStream) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return 1.0 / float(rate) if rate else 0.0

@@ -138,7 +138,7 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     mse = ((video[:, None].astype(float) - frames[None].astype(float)) ** 2).mean(axis=(2, 3, 4))
     assert list(mse.argmin(axis=1)) == list(range(10)) and (mse.diagonal() < 0.5 * np.sort(mse, 1)[:, 1]).all()
     record = json.loads((folder / RECORD).read_text())
-    assert record["video"]["fps"] == 12 and record["video"]["name"] == "astronaut_pan.mp4"
+    assert record["video"]["fps"] == record["video"]["rate"] == 12 and record["video"]["name"] == "astronaut_pan.mp4"
     assert record["video"]["sha256"] == hashlib.sha256((folder / "astronaut_pan.mp4").read_bytes()).hexdigest()
     assert "0 video(s) written, 2 already complete" in infer(lr, "--layout", "clips", "--mp4", "--fps", "12")
 
@@ -148,6 +148,15 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     got = sorted(p.name for p in (out / "heldout").iterdir())
     assert got == ["astronaut_pan", "bunny_010", "bunny_040", "chelsea_pan", "coffee_zoom"]
     assert read_frame(str(out / "heldout" / "coffee_zoom" / "00000009.png")).shape == (64, 64, 3)
+
+    # a video file as input: the mp4 keeps its frame rate (fps 0 = the input's own)
+    from seeclear_bench.data.video import encode_video, video_rate
+
+    clip = np.stack([read_frame(str(p)) for p in sorted((Path(lr) / "coffee_zoom").glob("*.png"))])
+    encode_video(clip, str(tmp_path / "in" / "zoom.mp4"), fps=15, crf=0, pix_fmt="yuv444p")
+    assert "1 video(s) written" in infer(str(tmp_path / "in" / "zoom.mp4"), "--mp4")
+    made = out / "zoom" / "zoom" / "zoom.mp4"
+    assert video_rate(str(made)) == 15 and decode_video(str(made)).shape == (10, 128, 128, 3)
 
     # a damaged input frame: one line naming the video and the frame, exit 1, the other video still written
     bad = tmp_path / "bad"
