@@ -1,7 +1,7 @@
 """Infer stage: SeeClear on whole videos with Ray Data, the CaTeGory memory carried from clip to clip.
 
 Owns `run` (the spec's ``infer`` stage), `infer_videos` (video rows -> frames + records), the video row builders
-(`videos_from_shards`, `videos_from_url`) and `video_is_complete`.
+(`videos_from_shards`, `videos_from_url`) and `video_state`.
 
 One Ray Data row is one video, so all of a video's clips go through one actor, in order (``SeeClear.sample`` carries
 the memory across them); different videos run in parallel on a pool of callable-class actors (fractional CPUs; one
@@ -89,25 +89,24 @@ def video_url(out_url: str, row: dict[str, Any]) -> str:
     return io.join(out_url, row["dataset"], row["clip_id"])
 
 
-def video_is_complete(out_url: str, row: dict[str, Any], method_config: dict[str, Any], *,
-                      mp4: dict[str, Any] | None = None) -> bool:
-    """True when the video's record exists, names ``method_config`` and every frame it lists verifies (and, with
-    ``mp4`` settings, its mp4 was made with them and verifies)."""
+def video_state(out_url: str, row: dict[str, Any], method_config: dict[str, Any], *,
+                mp4: dict[str, Any] | None = None) -> Literal["complete", "frames", "missing"]:
+    """``complete``: the video's record names ``method_config`` and every frame it lists verifies (and, with ``mp4``
+    settings, its mp4 was made with them and verifies); ``frames``: the frames are complete but the mp4 asked for is
+    missing, stale or damaged; ``missing``: the video must be super-resolved (again)."""
+    from seeclear_bench.stages import verified_record
+
     folder = video_url(out_url, row)
-    record_url = io.join(folder, RECORD)
-    if not io.exists(record_url):
-        return False
-    record = io.read_json(record_url)
-    if record.get("method_config") != method_config or not record.get("frames"):
-        return False
-    files = dict(record["frames"])
-    if mp4 is not None:
-        video = record.get("video") or {}
-        if {k: video.get(k) for k in mp4} != mp4:
-            return False
-        files[video["name"]] = video["sha256"]
-    return all(io.exists(io.join(folder, name)) and io.sha256_url(io.join(folder, name)) == digest
-               for name, digest in files.items())
+    record = verified_record(folder, io.join(folder, RECORD), method_config)
+    if record is None:
+        return "missing"
+    if mp4 is None:
+        return "complete"
+    video = record.get("video") or {}
+    if {k: video.get(k) for k in mp4} != mp4 or not io.exists(io.join(folder, video["name"])) \
+            or io.sha256_url(io.join(folder, video["name"])) != video["sha256"]:
+        return "frames"
+    return "complete"
 
 
 def mp4_settings(fps: int) -> dict[str, Any]:
@@ -161,8 +160,8 @@ class VideoSuperResolver:
 
         folder = video_url(self.out_url, row)
         described = _comparable(self.upscaler.describe())
-        if self.mp4 is not None and video_is_complete(self.out_url, row, described):
-            # the frames are there and verify, only the mp4 is missing or stale: encode it from them
+        if self.mp4 is not None and row.get("state") == "frames":
+            # the driver found the frames verified, only the mp4 missing or stale: encode it from them
             record = io.read_json(io.join(folder, RECORD))
             hr = np.stack([decode_frame(io.read_bytes(io.join(folder, name)), name=name)
                            for name in sorted(record["frames"])])
@@ -268,7 +267,8 @@ def infer_videos(
         raise SeeClearError(f"infer: duplicate videos in the input: {sorted({k for k in keys if keys.count(k) > 1})[:3]}")
     described = method_config(checkpoint, preset=preset, steps=steps, seed=seed)
     video = mp4_settings(fps) if mp4 else None
-    todo = [r for r in rows if not video_is_complete(out_url, r, described, mp4=video)]
+    states = [video_state(out_url, r, described, mp4=video) for r in rows]
+    todo = [{**r, "state": state} for r, state in zip(rows, states) if state != "complete"]
     if todo:
         gpus = cluster_gpus()
         use_gpu = gpus >= 1 and device != "cpu"
@@ -295,7 +295,7 @@ def infer_videos(
             raise SeeClearError(f"infer: {len(failed)} of {len(todo)} video(s) failed ({failed[0]['video']}: "
                                 f"{failed[0]['error']}); the others are written")
     missing = [f"{r['dataset']}/{r['clip_id']}" for r in todo
-               if not video_is_complete(out_url, r, described, mp4=video)]
+               if video_state(out_url, r, described, mp4=video) != "complete"]
     if missing:
         raise SeeClearError(f"infer: {len(missing)} video(s) incomplete after the run ({missing[:3]}); run it again")
     return {"written": len(todo), "skipped": len(rows) - len(todo)}

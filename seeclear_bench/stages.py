@@ -10,7 +10,7 @@ Every output is written atomically and every unit is resumable: a unit whose out
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,7 @@ def upscale_shard(shard_url: str, methods: Any, run_url: str, provenance: dict[s
         for name, upscale in upscalers.items():
             clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
             record_url = io.join(clip_url, RECORDS_DIR, f"{sample.key}.json")
-            if _record_is_valid(clip_url, record_url, described[name]):
+            if verified_record(clip_url, record_url, described[name]) is not None:
                 counts["skipped"] += 1
                 continue
             pred = upscale(sample.lr, scale, key=sample.key)
@@ -214,17 +214,34 @@ def upscale_shard(shard_url: str, methods: Any, run_url: str, provenance: dict[s
     return counts
 
 
-def _record_is_valid(clip_url: str, record_url: str, method_config: dict[str, Any]) -> bool:
+def verified_record(folder: str, record_url: str, method_config: dict[str, Any]) -> dict[str, Any] | None:
+    """A prediction record that names ``method_config`` and whose every listed frame (``"frames"``: name -> SHA-256,
+    relative to ``folder``) exists and verifies; None otherwise (missing, other settings, or a damaged frame)."""
     if not io.exists(record_url):
-        return False
+        return None
     record = io.read_json(record_url)
-    if record.get("method_config") != method_config:
-        return False
-    for name, digest in record.get("frames", {}).items():
-        frame_url = io.join(clip_url, name)
+    if record.get("method_config") != method_config or not record.get("frames"):
+        return None
+    for name, digest in record["frames"].items():
+        frame_url = io.join(folder, name)
         if not io.exists(frame_url) or io.sha256_url(frame_url) != digest:
-            return False
-    return True
+            return None
+    return dict(record)
+
+
+def _reuse_or_score(part_url: str, key: dict[str, Any], score: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The rows kept at ``part_url`` when the record beside it (``.json``) equals ``key``; else ``score()``'s rows,
+    saved there with ``key`` written last (the record is removed first, so a half-rewritten part is never trusted)."""
+    from seeclear_bench.metrics.tables import read_table, write_parquet
+
+    record_url = part_url.removesuffix(".parquet") + ".json"
+    if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
+        return read_table(part_url)
+    io.remove(record_url)
+    rows = score()
+    write_parquet(rows, part_url)
+    io.write_json(record_url, key)
+    return rows
 
 
 # -- evaluate ------------------------------------------------------------------------------------------------------
@@ -280,18 +297,8 @@ def score_clip_from_shards(
         preds[name], checksums[name] = np.stack(frames), sums
     key = {"protocol_hash": protocol.hash, "metrics": {m: row_metric_hash(m) for m in metrics},
            "frames": digest_frames(checksums)}
-    part_url = metrics_part_url(run_url, dataset, clip_id)
-    record_url = part_url.removesuffix(".parquet") + ".json"
-    if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
-        from seeclear_bench.metrics.tables import read_table
-
-        return read_table(part_url)
-    rows = score_clip(preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers)
-    from seeclear_bench.metrics.tables import write_parquet
-
-    write_parquet(rows, part_url)
-    io.write_json(record_url, key)  # written last: its presence means the part is complete
-    return rows
+    return _reuse_or_score(metrics_part_url(run_url, dataset, clip_id), key, lambda: score_clip(
+        preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers))
 
 
 @dataclass(frozen=True)
@@ -359,7 +366,6 @@ def score_clip_pair(
     """
     from seeclear_bench.metrics.protocols import get_protocol
     from seeclear_bench.metrics.scoring import digest_frames, row_metric_hash, score_clip
-    from seeclear_bench.metrics.tables import read_table, write_parquet
 
     pred_frames, gt_frames = load_clip(pred), load_clip(gt)
     if len(pred_frames) != len(gt_frames):
@@ -367,18 +373,15 @@ def score_clip_pair(
             f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
         )
     protocol = get_protocol(protocol_name)
-    record_url = "" if part_url is None else part_url.removesuffix(".parquet") + ".json"
-    if part_url is not None:
-        checksums = {side: [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in frames]
-                     for side, frames in (("pred", pred_frames), ("gt", gt_frames))}
-        key = {"method": method, "dataset": dataset, "clip": gt.clip_id, "protocol_hash": protocol.hash,
-               "metrics": {m: row_metric_hash(m) for m in metrics}, "frames": digest_frames(checksums)}
-        if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
-            return read_table(part_url)
-    rows = score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
-                      protocol=protocol)
-    if part_url is not None:
-        io.remove(record_url)  # a part being rewritten must not look complete
-        write_parquet(rows, part_url)
-        io.write_json(record_url, key)  # written last: its presence means the part is complete
-    return rows
+
+    def score() -> pd.DataFrame:
+        return score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
+                          protocol=protocol)
+
+    if part_url is None:
+        return score()
+    checksums = {side: [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in frames]
+                 for side, frames in (("pred", pred_frames), ("gt", gt_frames))}
+    key = {"method": method, "dataset": dataset, "clip": gt.clip_id, "protocol_hash": protocol.hash,
+           "metrics": {m: row_metric_hash(m) for m in metrics}, "frames": digest_frames(checksums)}
+    return _reuse_or_score(part_url, key, score)
