@@ -12,25 +12,14 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines._ray import cluster_gpus, run_tasks
-from pipelines.prepare import shard_urls
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig
-from seeclear_bench.stages import score_clip_from_shards, shards_url
+from seeclear_bench.stages import score_clip_from_shards, shard_clips, shards_url
 
 
 def clip_shards(run_url: str, dataset: str) -> dict[str, list[str]]:
-    """The shard URLs holding each clip of a prepared dataset (from its manifest)."""
-    from seeclear_bench.data.shards import read_manifest
-
-    base = shards_url(run_url, dataset)
-    index = read_manifest(base)["extra"].get("clip_shards")
-    if index is None:  # a shard set prepared elsewhere: every clip may be in any shard
-        from seeclear_bench.data import shards
-
-        urls = shard_urls(run_url, dataset)
-        clips = sorted({s.clip_id for url in urls for s in shards.iter_shard(url, verify=False)})
-        return {clip: urls for clip in clips}
-    return {clip: [io.join(base, name) for name in names] for clip, names in sorted(index.items())}
+    """The shard URLs holding each clip of a prepared dataset (`shard_clips`: the manifest's index, or a scan)."""
+    return {clip: list(ref.shard_urls) for clip, ref in shard_clips(shards_url(run_url, dataset), dataset).items()}
 
 
 def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> pd.DataFrame:

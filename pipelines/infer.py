@@ -159,7 +159,7 @@ class VideoSuperResolver:
         from seeclear_bench.stages import frame_name
 
         folder = video_url(self.out_url, row)
-        described = _comparable(self.upscaler.describe())
+        described = self.upscaler.describe()
         if self.mp4 is not None and row.get("state") == "frames":
             # the driver found the frames verified, only the mp4 missing or stale: encode it from them
             record = io.read_json(io.join(folder, RECORD))
@@ -202,20 +202,6 @@ class VideoSuperResolver:
         encode_video(hr, io.join(folder, name), codec=settings["codec"], fps=rate, crf=settings["crf"],
                      pix_fmt=settings["pix_fmt"])
         return {"name": name, **settings, "rate": rate, "sha256": io.sha256_url(io.join(folder, name))}
-
-
-def _comparable(described: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in described.items() if k != "device"}  # the same weights on CPU or GPU count as one
-
-
-def method_config(checkpoint: str, *, preset: str = "", steps: int = 1, seed: int = 0) -> dict[str, Any]:
-    """What a video's record must carry for it to be reused (`SeeClearUpscaler.describe` without the device)."""
-    from seeclear_bench.checkpoints import checkpoint_config, checkpoint_hash
-    from seeclear_bench.methods import _preset_of, resolve_checkpoint
-
-    url = resolve_checkpoint(checkpoint)  # read, not built: a CLIPSeg model is loaded by the actors only
-    return {"checkpoint": checkpoint, "checkpoint_hash": checkpoint_hash(url), "preset": _preset_of(checkpoint_config(url)),
-            "steps": steps, "sampling_seed": seed}
 
 
 def infer_videos(
@@ -265,7 +251,9 @@ def infer_videos(
     keys = [(r["dataset"], r["clip_id"]) for r in rows]
     if len(set(keys)) != len(keys):
         raise SeeClearError(f"infer: duplicate videos in the input: {sorted({k for k in keys if keys.count(k) > 1})[:3]}")
-    described = method_config(checkpoint, preset=preset, steps=steps, seed=seed)
+    from seeclear_bench.methods import describe_checkpoint
+
+    described = describe_checkpoint(checkpoint, steps=steps, seed=seed)
     video = mp4_settings(fps) if mp4 else None
     states = [video_state(out_url, r, described, mp4=video) for r in rows]
     todo = [{**r, "state": state} for r, state in zip(rows, states) if state != "complete"]

@@ -62,6 +62,10 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
         paired = paired_verdicts(paired_comparison(contenders, reference=reference, seed=seed))
         save_table(paired, io.join(out_url, "metrics", "paired"))
         text += _paired_markdown(paired, reference)
+    elif reference:  # said, not skipped silently
+        why = ("it is not among the scored methods" if reference not in set(contenders["method"])
+               else "it is the only method")
+        text += f"\nNo paired comparison against {reference!r}: {why}.\n"
     text += _provenance_markdown(provenance)
     if html:
         from seeclear_bench.provenance import code_version

@@ -312,8 +312,8 @@ def checkpoint_hash(url: str) -> str:
     Raises:
         SeeClearError: a missing or incomplete checkpoint.
     """
-    document = _read_document(url)
-    weights = {name: io.sha256_url(io.join(url, name)) for name in WEIGHT_FILES if name in document["files"]}
+    document = _read_document(url)  # verifies every file against config.json's digests, so those are reused here
+    weights = {name: document["files"][name] for name in WEIGHT_FILES if name in document["files"]}
     payload = json.dumps({"model": document["model"], "weights": weights}, sort_keys=True).encode()
     return io.sha256_bytes(payload)
 

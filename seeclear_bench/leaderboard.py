@@ -141,24 +141,15 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
     return "\n".join(lines) + "\n"
 
 
-def _format_column(values: np.ndarray, spec: MetricSpec, ranked_rows: np.ndarray | None = None) -> list[str]:
+def _format_column(values: np.ndarray, spec: MetricSpec, ranked_rows: np.ndarray) -> list[str]:
+    """The column's cells: best bold, second underlined (`rank_values`' rule), NaN shown as missing."""
+    from seeclear_bench.report.ranking import BEST, SECOND, rank_values
+
     rounded = np.round(values, spec.decimals)
-    contenders = rounded if ranked_rows is None else rounded[ranked_rows]
-    finite = np.unique(contenders[np.isfinite(contenders)])
-    ranked = finite[::-1] if spec.higher_better else finite
-    marks = {}
-    if len(ranked) > 1:  # a single method has nobody to beat
-        marks[ranked[0]] = "**{}**"
-        marks[ranked[1]] = "<u>{}</u>"
-    out = []
-    flags = np.ones(len(rounded), bool) if ranked_rows is None else ranked_rows
-    for value, contender in zip(rounded, flags, strict=True):
-        if np.isnan(value):
-            out.append(MISSING)
-            continue
-        text = f"{value:.{spec.decimals}f}"
-        out.append(marks.get(value, "{}").format(text) if contender else text)
-    return out
+    _, marks = rank_values(values, higher_better=spec.higher_better, decimals=spec.decimals, ranked=ranked_rows)
+    style = {BEST: "**{}**", SECOND: "<u>{}</u>", "": "{}"}
+    return [MISSING if np.isnan(value) else style[mark].format(f"{value:.{spec.decimals}f}")
+            for value, mark in zip(rounded, marks, strict=True)]
 
 
 def _check_same_frames(rows: pd.DataFrame, dataset: str, metric: str) -> None:

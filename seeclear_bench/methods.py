@@ -75,8 +75,7 @@ class SeeClearUpscaler:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.model, extras = load_checkpoint(self.url, device=self.device, distiller=_pretrained_distiller(self.url, distiller, self.device))
         self.model.eval()
-        config = extras["config"]
-        self.preset = getattr(config, "name", "") or _preset_of(config)
+        self.preset = _preset_of(extras["config"])
         if preset and self.preset and preset != self.preset:
             raise SeeClearError(f"checkpoint {checkpoint} holds a {self.preset!r} model, the spec asks for {preset!r}")
         self.steps, self.seed = steps, seed
@@ -97,8 +96,24 @@ class SeeClearUpscaler:
         return out.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {"checkpoint": self.source, "checkpoint_hash": self.hash, "preset": self.preset,
-                "steps": self.steps, "sampling_seed": self.seed, "device": self.device}
+        return sampling_record(self.source, checkpoint_hash=self.hash, preset=self.preset, steps=self.steps,
+                               seed=self.seed)
+
+
+def sampling_record(checkpoint: str, *, checkpoint_hash: str, preset: str, steps: int, seed: int) -> dict[str, Any]:
+    """What a SeeClear prediction's record must carry for it to be reused. The device is left out: the same
+    weights, steps and seed on CPU or GPU count as one configuration."""
+    return {"checkpoint": checkpoint, "checkpoint_hash": checkpoint_hash, "preset": preset, "steps": steps,
+            "sampling_seed": seed}
+
+
+def describe_checkpoint(checkpoint: str, *, steps: int = 1, seed: int = 0) -> dict[str, Any]:
+    """`sampling_record` of a checkpoint read from its files (the model is not built)."""
+    from seeclear_bench.checkpoints import checkpoint_config, checkpoint_hash
+
+    url = resolve_checkpoint(checkpoint)
+    return sampling_record(checkpoint, checkpoint_hash=checkpoint_hash(url), preset=_preset_of(checkpoint_config(url)),
+                           steps=steps, seed=seed)
 
 
 def _pretrained_distiller(url: str, source: str, device: str) -> Any:

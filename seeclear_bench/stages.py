@@ -286,19 +286,20 @@ def score_clip_from_shards(
         raise SeeClearError(f"no samples of clip {clip_id!r} in the shards of {dataset}")
     numbers = sorted(hr)
     gt = np.stack([hr[i] for i in numbers])
-    preds, checksums = {}, {"gt": [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in gt]}
+    encoded: dict[str, list[tuple[str, bytes]]] = {}
+    checksums = {"gt": [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in gt]}
     for name in methods:
         clip_url = predictions_url(run_url, name, dataset, clip_id)
-        frames, sums = [], []
-        for i in numbers:
-            data = io.read_bytes(io.join(clip_url, frame_name(i)))
-            frames.append(decode_frame(data, name=io.join(clip_url, frame_name(i))))
-            sums.append(io.sha256_bytes(data))
-        preds[name], checksums[name] = np.stack(frames), sums
+        encoded[name] = [(url, io.read_bytes(url)) for url in (io.join(clip_url, frame_name(i)) for i in numbers)]
+        checksums[name] = [io.sha256_bytes(data) for _, data in encoded[name]]
     key = {"protocol_hash": protocol.hash, "metrics": {m: row_metric_hash(m) for m in metrics},
            "frames": digest_frames(checksums)}
-    return _reuse_or_score(metrics_part_url(run_url, dataset, clip_id), key, lambda: score_clip(
-        preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers))
+
+    def score() -> pd.DataFrame:  # frames are decoded only when the clip is scored, not when its part is reused
+        preds = {name: np.stack([decode_frame(data, name=url) for url, data in pairs]) for name, pairs in encoded.items()}
+        return score_clip(preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers)
+
+    return _reuse_or_score(metrics_part_url(run_url, dataset, clip_id), key, score)
 
 
 @dataclass(frozen=True)

@@ -161,11 +161,10 @@ def train(
 
     start = latest_checkpoint(out_url) if resume else None
     extras: dict[str, Any] = {}
-    pretrained = None
-    if model_cfg.network.distiller == "clipseg":  # the frozen Semantic Distiller comes from disk, never trained
-        from seeclear_bench.distillers import distiller_for
+    from seeclear_bench.distillers import distiller_for
 
-        pretrained = distiller_for(model_cfg.network, distiller, device=device)
+    # the frozen CLIPSeg (network.distiller "clipseg") comes from disk, never trained; None for the learned one
+    pretrained = distiller_for(model_cfg.network, distiller, device=device)
     if start is not None:
         model, extras = load_checkpoint(start, device=device, distiller=pretrained)
         if extras["config"] != model_cfg or extras["train_config"] != cfg:
@@ -252,8 +251,6 @@ def train(
             raise SeeClearError(f"the shards hold no samples: {urls[:3]}{'...' if len(urls) > 3 else ''}")
         epoch += 1
     bar.close()
-    if last_url != step_dir(out_url, step):
-        last_url = checkpoint()
     seconds = time.perf_counter() - t0
     recent = [float(r["loss"]) for r in rows[-50:]]
     return {

@@ -47,8 +47,10 @@ def draw_pictures(merged: Merged, scores: pd.DataFrame, *, runs: Sequence[str] =
     out: dict[str, list[plots.Picture]] = {}
     notes: list[str] = []
     for group in dict.fromkeys(scores["dataset"]):
-        pictures = [p for p in (plots.perception_distortion(scores, group, colours=colours),
-                                plots.frame_curves(frames, group, colours=colours)) if p is not None]
+        plane = plots.perception_distortion(scores, group, colours=colours)
+        if plane is None:
+            notes.append(f"{group}: no perception-distortion plane (it needs PSNR and a lower-is-better metric for the same methods)")
+        pictures = [p for p in (plane, plots.frame_curves(frames, group, colours=colours)) if p is not None]
         rows = frames[frames["dataset"] == group]
         clip = min(rows["clip"])
         try:

@@ -95,6 +95,7 @@ def test_two_workers_learn_checkpoint_and_resume(ray_session, shards, tmp_path):
     _, extras = load_checkpoint(second["checkpoint"])
     assert extras["step"] == 20 and len(extras["extra"]["positions"]) == 2
     assert extras["ema_state"]["num_updates"] == 20  # EMA went on from the resumed state, not from zero
+    assert extras["scheduler_state"]["last_epoch"] == 20  # so did the schedule (lr is constant in this test)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
