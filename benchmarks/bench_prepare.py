@@ -14,15 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from seeclear_bench import io
 from seeclear_bench.config import DataConfig, RayConfig, RunConfig, ShardsConfig, SourceConfig, spec_hash
 from seeclear_bench.data.demo import write_demo_source
-from seeclear_bench.stages import prepare_group, shards_url
+from seeclear_bench.data.shardset import ShardSet
+from seeclear_bench.identity import shards_identity
+from seeclear_bench.layout import RunLayout
+from seeclear_bench.stages import prepare_group
 
 
 def shard_digests(run_url: str, dataset: str) -> dict[str, str]:
-    manifest = io.read_json(io.join(shards_url(run_url, dataset), "manifest.json"))
-    return {info["name"]: info["sha256"] for info in manifest["shards"]}
+    shard_set = ShardSet.open(RunLayout(run_url).shards(dataset), dataset=dataset)
+    return {entry.name: entry.sha256 for entry in shard_set.entries}
 
 
 def main() -> None:
@@ -48,7 +50,8 @@ def main() -> None:
         ray=RayConfig(task_cpus=1.0),
     )
     digest = spec_hash(cfg)
-    clips = prepare.discover(cfg, str(work))
+    clips = prepare.discover(cfg, RunLayout(str(work)))
+    identity = shards_identity(cfg, cfg.data.sources[0])
     n_frames = args.frames * len(clips["bench"])
     results: dict[str, float] = {}
     digests: dict[str, dict[str, str]] = {}
@@ -67,10 +70,10 @@ def main() -> None:
     def loop(run_url: str) -> None:
         from seeclear_bench.data.shards import write_manifest
 
-        url = shards_url(run_url, "bench")
+        layout = RunLayout(run_url)
         infos = [info for group, ref in enumerate(clips["bench"])
-                 for info in prepare_group(cfg, cfg.data.sources[0], [ref], group, url, digest)]
-        write_manifest(url, infos, spec_hash=digest, extra={})
+                 for info in prepare_group(cfg, cfg.data.sources[0], [ref], group, layout, identity)]
+        write_manifest(layout.shards("bench"), infos, spec_hash=digest, extra={})
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"workload: {len(clips['bench'])} clips x {args.frames} frames of {args.height}x{args.width} HR, "
@@ -80,8 +83,9 @@ def main() -> None:
         ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         try:
             # one untimed task per worker first, so the timing excludes worker start-up
-            prepare.run(cfg, str(work / f"warmup-{workers}"), digest, clips=clips, progress=False)
-            timed(f"ray {workers} worker(s)", lambda url: prepare.run(cfg, url, digest, clips=clips, progress=False))
+            prepare.run(cfg, RunLayout(str(work / f"warmup-{workers}")), digest, clips=clips, progress=False)
+            timed(f"ray {workers} worker(s)",
+                  lambda url: prepare.run(cfg, RunLayout(url), digest, clips=clips, progress=False))
         finally:
             ray.shutdown()
     base = results["plain loop"]

@@ -27,11 +27,14 @@ def make_shards(root: Path) -> list[str]:
 def train_rate(shards: list[str], out: Path, *, workers: int, steps: int, preset: str, gpu: bool) -> float:
     from pipelines.train import fit, read_log
     from seeclear_bench.config import TrainStageConfig
+    from seeclear_bench.data.shardset import ShardSet
+
+    shard_set = ShardSet.open(str(Path(shards[0]).parent))  # the one reader: every shard verified as it streams
 
     settings = TrainStageConfig(workers=workers, use_gpu=gpu, cpus_per_worker=0.5 if not gpu else 2, steps=steps,
                                 warmup=1, batch=2, crop=32 if not gpu else 128, checkpoint_every=steps, preset=preset,
                                 max_failures=0)
-    fit(shards, str(out), settings=settings, progress=False)
+    fit(shard_set.shard_urls(), str(out), settings=settings, progress=False, expect=shard_set.expected())
     rows = read_log(str(out))[2:]
     seconds = float(rows[-1]["seconds"]) - float(read_log(str(out))[1]["seconds"])
     return len(rows) * settings.batch * workers / seconds

@@ -1,23 +1,31 @@
-"""Connecting to Ray and running a list of independent tasks with a progress bar.
+"""Connecting to Ray, running a list of independent tasks, and turning what fails inside Ray into one line.
 
-Only ``pipelines/`` imports ray. Task failures caused by user input (:class:`SeeClearError`) come back to the
-driver as the same one-line error, not as a Ray traceback.
+Only ``pipelines/`` imports ray. A task's own exceptions (bad input, a full disk, a corrupt file, a bug) are caught
+inside the worker and come back as values (:class:`seeclear_bench.errors.Failure`): Ray neither retries them (they
+would fail again) nor logs them as unhandled, and the driver raises the same one line the task would have raised
+outside Ray. Only system failures (a worker or node that died) are retried.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from seeclear_bench.errors import SeeClearError
+from seeclear_bench import interrupts
+from seeclear_bench.errors import Failure, SeeClearError, one_line
 
 log = logging.getLogger(__name__)
 
+SYSTEM_RETRIES: Final = 2  # runs again of a task whose worker or node died; a task's own exception is never retried
+DRAIN_SECONDS: Final = 60.0  # how long a failed run waits for its cancelled tasks to stop
+
 
 def connect(address: str | None = None, *, num_cpus: int = 0, ship_code: bool | None = None) -> dict[str, Any]:
-    """Start a local Ray instance, or join a cluster at ``address`` (``auto``, ``ray://host:10001``, ``host:6379``).
+    """Start a local Ray instance, or join a cluster at ``address`` (``auto``, ``ray://host:10001``, ``host:6379``) or
+    at ``RAY_ADDRESS``.
 
     Joining a cluster ships this checkout's ``seeclear_bench``, ``pipelines`` and ``model`` packages to the workers
     (``runtime_env.py_modules``) unless ``ship_code`` is False; the cluster needs the dependencies installed.
@@ -39,8 +47,18 @@ def connect(address: str | None = None, *, num_cpus: int = 0, ship_code: bool | 
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SeeClearError(f"could not connect to a Ray cluster at {address!r}: {exc}") from exc
         else:
-            ray.init(num_cpus=num_cpus or None, **kwargs)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_notice)
+            # "local": a new instance even when another local Ray is running (ray.init() would join it); RAY_ADDRESS,
+            # as `ray job submit` sets it, still names the cluster to join
+            ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", num_cpus=num_cpus or None, **kwargs)
+        interrupts.reinstall()
     return dict(ray.cluster_resources())
+
+
+def _token_notice(record: logging.LogRecord) -> bool:
+    """Drop Ray's notice that a new local cluster uses token authentication (its secure default, said as a warning on
+    every command); the warning that authentication is *disabled* still shows."""
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def run_tasks(
@@ -52,25 +70,82 @@ def run_tasks(
     num_gpus: float = 0,
     progress: bool = True,
 ) -> list[Any]:
-    """Run ``fn(*args)`` for each args tuple as a Ray task; return the results in the order of ``calls``."""
+    """Run ``fn(*args)`` for each args tuple as a Ray task; return the results in the order of ``calls``.
+
+    ``fn`` runs inside `_call`, which returns any exception it raises as a `Failure`. The first failure to complete
+    (completion order, not call order) ends the run: the tasks not finished yet are cancelled (a running one gets a
+    `KeyboardInterrupt` at its next Python bytecode, so what it was writing through ``io.atomic_open`` is removed)
+    and waited for, up to ``DRAIN_SECONDS``, so that Ray logs none of them as unhandled; then the failure is raised.
+    An interrupt (SIGINT/SIGTERM) is not waited on: the CLI shuts Ray down.
+
+    Raises:
+        SeeClearError: a task failed: its own message for a `SeeClearError`, else ``<ExcClass>: <message> (in task
+            <desc>; run with --debug for the traceback)``, with the worker's traceback as ``__cause__``; or a task's
+            worker died ``SYSTEM_RETRIES`` + 1 times (Ray's error, in one line).
+    """
     import ray
     from tqdm.auto import tqdm
 
     if not calls:
         return []
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2,  # type: ignore[call-overload]
-                        retry_exceptions=[OSError])(fn)  # ray's stubs type retry_exceptions as bool only
-    refs = [remote.remote(*args) for args in calls]
+    remote = ray.remote(_call).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=SYSTEM_RETRIES,
+                                       retry_exceptions=False, name=getattr(fn, "__name__", desc))
+    where = f"task {desc}"
+    refs = [remote.remote(fn, where, *args) for args in calls]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
     pending = list(refs)
-    with tqdm(total=len(refs), desc=desc, unit="task", disable=None if progress else True, leave=False) as bar:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                results[index[ref]] = _get(ref)
-                bar.update(1)
+    try:
+        with tqdm(total=len(refs), desc=desc, unit="task", disable=None if progress else True, leave=False) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    value = _get(ref, where)
+                    if isinstance(value, Failure):
+                        raise value.error()
+                    results[index[ref]] = value
+                    bar.update(1)
+    except Exception as exc:
+        if interrupts.interrupted_by(exc) is None:  # an interrupt ends the command now; Ray's shutdown stops the rest
+            _cancel(pending)
+        raise
     return results
+
+
+def _call(fn: Callable[..., Any], where: str, *args: Any) -> Any:
+    """``fn(*args)`` inside a Ray worker, any `Exception` it raises returned as a `Failure` (interrupts, exits and
+    a dying worker still end the task)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return Failure.capture(exc, where)
+
+
+def _get(ref: Any, where: str) -> Any:
+    """The value of a `run_tasks` task: its result or its `Failure`; Ray's own errors (the worker died after every
+    retry, the task was cancelled) as one line."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        raise SeeClearError(one_line(root_cause(exc), where)) from exc
+
+
+def _cancel(refs: Sequence[Any]) -> None:
+    """Cancel tasks that have not finished and wait for them to stop, reading each outcome so that Ray does not log
+    it later as an unhandled error."""
+    import ray
+
+    if not refs:
+        return
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref)
+    done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=DRAIN_SECONDS)
+    for ref in done:
+        with contextlib.suppress(Exception):
+            ray.get(ref)
 
 
 def cluster_gpus() -> float:
@@ -78,18 +153,6 @@ def cluster_gpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("GPU", 0))
-
-
-def _get(ref: Any) -> Any:
-    import ray
-
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, SeeClearError):
-            raise SeeClearError(str(cause)) from None
-        raise
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -12,26 +12,27 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines._ray import cluster_gpus, run_tasks
-from seeclear_bench import io
 from seeclear_bench.config import RunConfig
-from seeclear_bench.stages import score_clip_from_shards, shard_clips, shards_url
+from seeclear_bench.layout import RunLayout
+from seeclear_bench.stages import score_clip_from_shards
 
 
-def clip_shards(run_url: str, dataset: str) -> dict[str, list[str]]:
-    """The shard URLs holding each clip of a prepared dataset (`shard_clips`: the manifest's index, or a scan)."""
-    return {clip: list(ref.shard_urls) for clip, ref in shard_clips(shards_url(run_url, dataset), dataset).items()}
+def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = True) -> pd.DataFrame:
+    """Score every method on every prepared dataset; returns (and saves) the per-frame table.
 
-
-def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> pd.DataFrame:
-    """Score every method on every prepared dataset; returns (and saves) the per-frame table."""
+    Every row records the content digest of the shard set its ground truth came from (``dataset_manifest_hash``),
+    the one whose shards were verified while they were read.
+    """
+    from seeclear_bench.data.shardset import ShardSet
     from seeclear_bench.metrics.tables import save_table
     from seeclear_bench.provenance import code_version, device_name
 
-    calls = []
+    calls, digests = [], {}
     for source in cfg.data.sources:
-        for clip_id, urls in clip_shards(run_url, source.name).items():
-            calls.append((source.name, clip_id, urls, cfg.methods.names, run_url, cfg.evaluate.metrics,
-                          cfg.evaluate.protocol_for(source.name)))
+        shard_set = ShardSet.open(layout.shards(source.name), dataset=source.name)
+        digests[source.name] = shard_set.digest
+        for clip in shard_set.clip_refs().values():
+            calls.append((clip, cfg.methods.names, layout, cfg.evaluate.metrics, cfg.evaluate.protocol_for(source.name)))
     gpus = cfg.evaluate.gpus_per_task if cluster_gpus() > 0 else 0
     parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, num_gpus=gpus,
                       progress=progress)
@@ -40,6 +41,7 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) 
                   "degradation": cfg.degrade.kind, "scale": cfg.degrade.scale, "device": device_name()}
     for key, value in provenance.items():
         frames[key] = value
+    frames["dataset_manifest_hash"] = frames["dataset"].map(digests).astype(object)
     frames = frames.sort_values(["method", "dataset", "clip", "frame", "metric"], kind="stable").reset_index(drop=True)
-    save_table(frames, io.join(run_url, "metrics", "frames"))
+    save_table(frames, layout.metrics("frames"))
     return frames

@@ -8,7 +8,9 @@ import pandas as pd
 from pipelines._ray import connect, run_tasks
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.stages import score_clip_pair, shard_clips
+from seeclear_bench.layout import RunLayout
+from seeclear_bench.names import check_name
+from seeclear_bench.stages import score_clip_pair
 
 
 def run(
@@ -26,13 +28,17 @@ def run(
 ) -> pd.DataFrame:
     """Score every ground-truth clip against the prediction of the same name; returns the per-clip table.
 
-    Resumable: each clip's rows are kept under ``{out_url}/parts/<dataset>/<clip>.parquet`` with a record of what
-    was scored (method, protocol, metric hashes, SHA-256 of every decoded frame); running the same command again
-    re-scores only clips whose frames, protocol or metrics changed, or that an interrupted run did not finish.
+    Resumable: each clip's rows are kept under ``{out_url}/metrics/parts/<dataset>/<clip>.parquet`` with a record of
+    what was scored (protocol, metric hashes, SHA-256 of every decoded frame on both sides); running the same command
+    again scores only the metrics and clips whose frames, protocol or metric changed, or that an interrupted run did
+    not finish. ``method`` and ``dataset`` must be plain names (they name folders).
     """
     from seeclear_bench.metrics.tables import clip_table, save_table
     from seeclear_bench.provenance import code_version, device_name
 
+    check_name(method, "--method")
+    check_name(dataset, "--dataset")
+    layout = RunLayout(out_url)
     io.check_writable(out_url)
     gts, preds = _clips(gt_url, dataset), _clips(pred_url, dataset)
     missing = sorted(set(gts) - set(preds))
@@ -43,25 +49,27 @@ def run(
             f"predictions without ground truth {extra or 'none'}"
         )
     connect(address)
-    calls = [(preds[c], gts[c], method, dataset, tuple(metrics), protocol,
-              io.join(out_url, "parts", dataset, f"{c}.parquet")) for c in sorted(gts)]
+    calls = [(preds[c], gts[c], method, dataset, tuple(metrics), protocol, layout.metrics_part(dataset, c))
+             for c in sorted(gts)]
     results = run_tasks(_score, calls,
                         desc="evaluate", num_cpus=task_cpus, progress=progress)
     frames = pd.concat(results, ignore_index=True)
     for key, value in {**code_version(), "device": device_name(), "predictions": pred_url, "ground_truth": gt_url}.items():
         frames[key] = value
-    save_table(frames, io.join(out_url, "frames"))
+    save_table(frames, layout.metrics("frames"))
     clips = clip_table(frames)
-    save_table(clips, io.join(out_url, "clips"))
+    save_table(clips, layout.metrics("clips"))
     return clips
 
 
 def _clips(url: str, dataset: str) -> dict[str, object]:
     """Clips by id: a shard set (a folder with manifest.json), or frame folders / videos in any supported layout."""
+    from seeclear_bench.data.schema import MANIFEST_NAME
+    from seeclear_bench.data.shardset import ShardSet
     from seeclear_bench.data.sources import discover_clips
 
-    if io.exists(io.join(url, "manifest.json")):
-        return dict(shard_clips(url, dataset))
+    if io.exists(io.join(url, MANIFEST_NAME)):
+        return dict(ShardSet.open(url, dataset=dataset).clip_refs())
     return {ref.clip_id: ref for ref in discover_clips(url, dataset=dataset)}
 
 

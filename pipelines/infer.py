@@ -1,7 +1,7 @@
 """Infer stage: SeeClear on whole videos with Ray Data, the CaTeGory memory carried from clip to clip.
 
 Owns `run` (the spec's ``infer`` stage), `infer_videos` (video rows -> frames + records), the video row builders
-(`videos_from_shards`, `videos_from_url`) and `video_state`.
+(`videos_from_shard_set`, `videos_from_url`) and `video_state`.
 
 One Ray Data row is one video, so all of a video's clips go through one actor, in order (``SeeClear.sample`` carries
 the memory across them); different videos run in parallel on a pool of callable-class actors (fractional CPUs; one
@@ -22,21 +22,24 @@ from typing import Any, Final, Literal
 
 from seeclear_bench import io
 from seeclear_bench.config import TRAINED_CHECKPOINT, RunConfig
-from seeclear_bench.errors import SeeClearError
+from seeclear_bench.errors import Failure, SeeClearError, one_line
+from seeclear_bench.layout import PredictionSet, RunLayout
 
 log = logging.getLogger(__name__)
 
 METHOD: Final = "seeclear"
-RECORD: Final = "_records/video.json"
+RECORD: Final = "video"  # the record of a whole video: <clip>/_records/video.json
 
 
 # -- inputs -------------------------------------------------------------------------------------------------------
-def videos_from_shards(run_url: str, datasets: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per clip of each prepared dataset: ``{"dataset", "clip_id", "kind": "shards", "urls"}``."""
-    from pipelines.evaluate import clip_shards
+def videos_from_shard_set(url: str, dataset: str = "") -> list[dict[str, Any]]:
+    """One row per clip of a prepared shard set: ``{"dataset", "clip_id", "kind": "shards", "clip", "input"}``
+    (``clip``: the :class:`ShardClip` as JSON, its shards' recorded digests included; ``input``: the set's digest)."""
+    from seeclear_bench.data.shardset import ShardSet
 
-    return [{"dataset": d, "clip_id": clip, "kind": "shards", "urls": urls}
-            for d in datasets for clip, urls in clip_shards(run_url, d).items()]
+    shard_set = ShardSet.open(url, dataset=dataset)
+    return [{"dataset": shard_set.dataset, "clip_id": clip.clip_id, "kind": "shards", "clip": clip.to_json(),
+             "input": shard_set.digest} for clip in shard_set.clip_refs().values()]
 
 
 def videos_from_url(url: str, *, dataset: str, layout: str = "auto") -> list[dict[str, Any]]:
@@ -50,32 +53,25 @@ def videos_from_url(url: str, *, dataset: str, layout: str = "auto") -> list[dic
 
 def videos_from_input(url: str, *, dataset: str = "", layout: str = "auto") -> list[dict[str, Any]]:
     """Rows for any LR input: a prepared shard set (a folder with ``manifest.json``; its ``lr`` frames), or frame
-    folders / video files (`videos_from_url`). ``dataset`` defaults to the folder's name."""
-    from seeclear_bench.stages import shard_clips
+    folders / video files (`videos_from_url`). ``dataset`` (checked as a plain name) defaults to the folder's name,
+    made plain (:func:`seeclear_bench.names.plain_slug`)."""
+    from seeclear_bench.data.schema import MANIFEST_NAME
+    from seeclear_bench.names import check_name, plain_slug
 
-    name = dataset or io.basename(url.rstrip("/")).rsplit(".", 1)[0] or "input"
-    if io.exists(io.join(url, "manifest.json")):
-        return [{"dataset": name, "clip_id": ref.clip_id, "kind": "shards", "urls": list(ref.shard_urls)}
-                for ref in shard_clips(url, name).values()]
+    name = check_name(dataset, "--dataset") if dataset else \
+        plain_slug(io.basename(url.rstrip("/")).rsplit(".", 1)[0] or "input")
+    if io.exists(io.join(url, MANIFEST_NAME)):
+        return videos_from_shard_set(url, name)
     return videos_from_url(url, dataset=name, layout=layout)
 
 
 def read_video(row: dict[str, Any]) -> tuple[list[int], Any]:
-    """A row's LR frames: (frame indices, (t h w 3) uint8); shard windows are merged by frame index."""
-    import numpy as np
-
+    """A row's LR frames: (frame indices, (t h w 3) uint8); shard windows are merged by frame index, every shard
+    verified against its manifest digest."""
     if row["kind"] == "shards":
-        from seeclear_bench.data.shards import iter_shard
+        from seeclear_bench.data.shardset import ShardClip
 
-        frames: dict[int, Any] = {}
-        for url in row["urls"]:
-            for sample in iter_shard(url, verify=True):
-                if sample.clip_id == row["clip_id"]:
-                    frames.update(zip(sample.frame_indices, sample.lr))
-        if not frames:
-            raise SeeClearError(f"infer: no samples of clip {row['clip_id']!r} in shards {row['urls'][:2]}")
-        indices = sorted(frames)
-        return indices, np.stack([frames[i] for i in indices])
+        return ShardClip.from_json(row["clip"]).frames("lr")
     from seeclear_bench.data.sources import ClipRef, read_clip
 
     ref = ClipRef(dataset=row["dataset"], clip_id=row["clip_id"], url=row["url"], kind=row["kind"],
@@ -86,25 +82,38 @@ def read_video(row: dict[str, Any]) -> tuple[list[int], Any]:
 
 # -- outputs ------------------------------------------------------------------------------------------------------
 def video_url(out_url: str, row: dict[str, Any]) -> str:
-    return io.join(out_url, row["dataset"], row["clip_id"])
+    """The folder of one video's frames: ``<out>/<dataset>/<clip>`` (:class:`PredictionSet` checks both names)."""
+    return PredictionSet(out_url).clip(row["dataset"], row["clip_id"])
+
+
+def video_identity(row: dict[str, Any], method_config: dict[str, Any]) -> dict[str, Any]:
+    """What a video's record must name to be reused: its input (the shard set's digest; empty for frame folders
+    and videos, whose frames are read as they are) and the sampling settings."""
+    from seeclear_bench.identity import prediction_identity
+
+    return prediction_identity(str(row.get("input", "")), method_config)
 
 
 def video_state(out_url: str, row: dict[str, Any], method_config: dict[str, Any], *,
                 mp4: dict[str, Any] | None = None) -> Literal["complete", "frames", "missing"]:
-    """``complete``: the video's record names ``method_config`` and every frame it lists verifies (and, with ``mp4``
-    settings, its mp4 was made with them and verifies); ``frames``: the frames are complete but the mp4 asked for is
-    missing, stale or damaged; ``missing``: the video must be super-resolved (again)."""
+    """``complete``: the video's record names its identity (`video_identity`) and every frame it lists verifies
+    (and, with ``mp4`` settings, its mp4 was made with them and verifies); ``frames``: the frames are complete but the
+    mp4 asked for is missing, stale or damaged; ``missing``: the video must be super-resolved (again)."""
     from seeclear_bench.stages import verified_record
 
-    folder = video_url(out_url, row)
-    record = verified_record(folder, io.join(folder, RECORD), method_config)
+    predictions = PredictionSet(out_url)
+    dataset, clip = row["dataset"], row["clip_id"]
+    record = verified_record(predictions, dataset, clip, predictions.record(dataset, clip, RECORD),
+                             video_identity(row, method_config))
     if record is None:
         return "missing"
     if mp4 is None:
         return "complete"
     video = record.get("video") or {}
-    if {k: video.get(k) for k in mp4} != mp4 or not io.exists(io.join(folder, video["name"])) \
-            or io.sha256_url(io.join(folder, video["name"])) != video["sha256"]:
+    if {k: video.get(k) for k in mp4} != mp4 or not isinstance(video.get("name"), str):
+        return "frames"
+    url = predictions.member(dataset, clip, video["name"])
+    if not io.exists(url) or io.sha256_url(url) != video["sha256"]:
         return "frames"
     return "complete"
 
@@ -129,63 +138,79 @@ class VideoSuperResolver:
     def __init__(self, out_url: str, checkpoint: str, preset: str = "", steps: int = 1, seed: int = 0,
                  device: str = "auto", extra_record: dict[str, Any] | None = None, distiller: str = "",
                  mp4: dict[str, Any] | None = None) -> None:
-        from seeclear_bench.methods import SeeClearUpscaler
-
         self.out_url = out_url
         self.mp4 = mp4
-        self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device,
-                                         distiller=distiller)
         self.extra = dict(extra_record or {})
-        io.write_json(io.join(out_url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
+        self.failure: Failure | None = None
+        try:
+            from seeclear_bench.methods import SeeClearUpscaler
+
+            self.upscaler = SeeClearUpscaler(checkpoint, preset=preset, steps=steps, seed=seed, device=device,
+                                             distiller=distiller)
+            io.write_json(io.join(out_url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
+        except Exception as exc:
+            # A constructor that raises kills the actor, and Ray Data reports ActorDiedError with the cause buried in
+            # hundreds of lines; kept and reported for every video instead, it reaches the user as its one line.
+            self.failure = Failure.capture(exc, f"the inference actor loading {checkpoint}")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        videos, frames, errors = [], [], []
+        """One output row per video: ``video``, ``frames`` written, and for a failure its one line (``error``), its
+        traceback and ``actor_failed`` (the actor could not be built, so no video could be done)."""
+        videos, frames, errors, tracebacks, actor_failed = [], [], [], [], []
         for text in batch["row"]:
             row = json.loads(str(text))
             videos.append(f"{row['dataset']}/{row['clip_id']}")
-            try:
-                frames.append(self.write_video(row)["n"])
-                errors.append("")
-            except SeeClearError as exc:  # bad input: reported by the driver in one line; other videos go on
-                frames.append(0)
-                errors.append(str(exc))
-        return {"video": videos, "frames": frames, "error": errors}
+            failure, n = self.failure, 0
+            if failure is None:
+                try:
+                    n = self.write_video(row)["n"]
+                except Exception as exc:  # any error is this video's, in one line; the other videos go on
+                    failure = Failure.capture(exc)
+            frames.append(n)
+            errors.append(failure.message if failure else "")
+            tracebacks.append(failure.traceback if failure else "")
+            actor_failed.append(failure is not None and failure is self.failure)
+        return {"video": videos, "frames": frames, "error": errors, "traceback": tracebacks,
+                "actor_failed": actor_failed}
 
     def write_video(self, row: dict[str, Any]) -> dict[str, Any]:
         """Super-resolve one video (memory carried across its clips) and write its frames, then its record."""
         import numpy as np
 
         from seeclear_bench.data.frames import decode_frame, encode_png
-        from seeclear_bench.stages import frame_name
+        from seeclear_bench.layout import frame_name
 
-        folder = video_url(self.out_url, row)
+        predictions = PredictionSet(self.out_url)
+        dataset, clip = row["dataset"], row["clip_id"]
+        folder = predictions.clip(dataset, clip)
+        record_url = predictions.record(dataset, clip, RECORD)
         described = self.upscaler.describe()
         if self.mp4 is not None and row.get("state") == "frames":
             # the driver found the frames verified, only the mp4 missing or stale: encode it from them
-            record = io.read_json(io.join(folder, RECORD))
-            hr = np.stack([decode_frame(io.read_bytes(io.join(folder, name)), name=name)
-                           for name in sorted(record["frames"])])
-            io.remove(io.join(folder, RECORD))
-            io.write_json(io.join(folder, RECORD), {**record, "video": self._write_mp4(folder, row, hr)})
+            record = io.read_json(record_url)
+            hr = np.stack([decode_frame(io.read_bytes(url), name=url)
+                           for url in (predictions.member(dataset, clip, n) for n in sorted(record["frames"]))])
+            io.remove(record_url)
+            io.write_json(record_url, {**record, "video": self._write_mp4(folder, row, hr)})
             return {**row, "n": len(hr)}
         indices, lr = read_video(row)
-        key = f"{row['dataset']}/{row['clip_id']}"
+        key = f"{dataset}/{clip}"
         hr = self.upscaler(lr, self.upscaler.model.config.scale, key=key)
-        io.remove(io.join(folder, RECORD))  # a redone video must not look complete while it is being written
+        io.remove(record_url)  # a redone video must not look complete while it is being written
         checksums = {}
         for index, frame in zip(indices, hr):
             data = encode_png(frame)
-            io.write_bytes(io.join(folder, frame_name(index)), data)
+            io.write_bytes(predictions.frame(dataset, clip, index), data)
             checksums[frame_name(index)] = io.sha256_bytes(data)
         record = {
-            "method": METHOD, "method_config": described,
-            "device": self.upscaler.device, "dataset": row["dataset"],
-            "clip": row["clip_id"], "frames": checksums, "clip_frames": self.upscaler.model.config.clip_frames,
+            "method": METHOD, "identity": video_identity(row, described), "method_config": described,
+            "device": self.upscaler.device, "dataset": dataset,
+            "clip": clip, "frames": checksums, "clip_frames": self.upscaler.model.config.clip_frames,
             **self.extra,
         }
         if self.mp4 is not None:
             record["video"] = self._write_mp4(folder, row, hr)
-        io.write_json(io.join(folder, RECORD), record)
+        io.write_json(record_url, record)
         return {**row, "n": len(indices)}
 
     def _write_mp4(self, folder: str, row: dict[str, Any], hr: Any) -> dict[str, Any]:
@@ -224,7 +249,7 @@ def infer_videos(
     """Super-resolve every video row with a Ray Data actor pool; skip videos already complete and verified.
 
     Args:
-        rows: from `videos_from_shards` / `videos_from_url`.
+        rows: from `videos_from_shard_set` / `videos_from_url`.
         out_url: output root (``<out>/<dataset>/<clip>/<frame>.png``).
         checkpoint: checkpoint folder URL or ``builtin:NAME``.
         preset, steps, seed, device: sampling settings (as ``methods.seeclear``).
@@ -240,7 +265,9 @@ def infer_videos(
         {"written": videos written, "skipped": videos already complete}.
 
     Raises:
-        SeeClearError: a bad checkpoint, an unreadable video, or a video still incomplete after the run.
+        SeeClearError: a bad checkpoint (the actors could not load it: its own line, naming the checkpoint), a video
+            that failed (the first one's line; with ``--debug`` its traceback in the actor), or a video still
+            incomplete after the run. Every failure inside Ray comes back as one line.
     """
     import ray
 
@@ -274,14 +301,18 @@ def infer_videos(
         )
         try:
             failed = [r for r in ds.take_all() if r["error"]]
-        except Exception as exc:
+        except Exception as exc:  # Ray's own failures (an actor that died past its restarts): one line too
             cause = root_cause(exc)
             if isinstance(cause, SeeClearError):
                 raise SeeClearError(str(cause)) from None
-            raise
+            raise SeeClearError(f"infer: {one_line(cause, 'the inference actors')}") from exc
         if failed:
-            raise SeeClearError(f"infer: {len(failed)} of {len(todo)} video(s) failed ({failed[0]['video']}: "
-                                f"{failed[0]['error']}); the others are written")
+            first = Failure(message=str(failed[0]["error"]), kind="", traceback=str(failed[0]["traceback"]))
+            if failed[0]["actor_failed"]:  # no video could be done: the actor's own line names the cause
+                raise first.error()
+            others = "; the others are written" if len(failed) < len(todo) else ""
+            raise first.error(f"infer: {len(failed)} of {len(todo)} video(s) failed ({failed[0]['video']}: "
+                              f"{first.message}){others}")
     missing = [f"{r['dataset']}/{r['clip_id']}" for r in todo
                if video_state(out_url, r, described, mp4=video) != "complete"]
     if missing:
@@ -289,19 +320,20 @@ def infer_videos(
     return {"written": len(todo), "skipped": len(rows) - len(todo)}
 
 
-def trained_checkpoint(run_url: str, weights: Literal["model", "ema"] = "ema") -> str:
+def trained_checkpoint(layout: RunLayout, weights: Literal["model", "ema"] = "ema") -> str:
     """The ``train`` stage's newest checkpoint exported as a slim inference checkpoint (``weights``), once per step.
 
     Raises:
         SeeClearError: the run holds no complete checkpoint.
     """
-    from pipelines.train import _latest_valid, train_url
+    from pipelines.train import _latest_valid
     from seeclear_bench.checkpoints import checkpoint_hash, export_checkpoint
 
-    src = _latest_valid(train_url(run_url))
+    train = layout.train()
+    src = _latest_valid(train)
     if src is None:
-        raise SeeClearError(f"{TRAINED_CHECKPOINT}: no complete checkpoint under {train_url(run_url)}; run 'train'")
-    dst = io.join(train_url(run_url), "export", f"{src.rstrip('/').rsplit('/', 1)[-1]}-{weights}")
+        raise SeeClearError(f"{TRAINED_CHECKPOINT}: no complete checkpoint under {train}; run 'train'")
+    dst = io.join(train, "export", f"{src.rstrip('/').rsplit('/', 1)[-1]}-{weights}")
     marker = io.join(dst, "SOURCE.json")
     if io.exists(marker) and io.read_json(marker).get("source_hash") == checkpoint_hash(src):
         return dst
@@ -310,7 +342,7 @@ def trained_checkpoint(run_url: str, weights: Literal["model", "ema"] = "ema") -
     return dst
 
 
-def run(cfg: RunConfig, run_url: str, spec_hash: str, *, checkpoint: str | None = None,
+def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, checkpoint: str | None = None,
         progress: bool = True) -> dict[str, int]:
     """The ``infer`` stage: SeeClear on every clip of ``cfg.infer.datasets`` (default: all sources), written where
     ``evaluate`` reads predictions (``predictions/seeclear``).
@@ -323,10 +355,10 @@ def run(cfg: RunConfig, run_url: str, spec_hash: str, *, checkpoint: str | None 
     s = cfg.methods.seeclear
     url = checkpoint or s.checkpoint
     if url == TRAINED_CHECKPOINT:
-        url = trained_checkpoint(run_url, cfg.infer.weights)
+        url = trained_checkpoint(layout, cfg.infer.weights)
     datasets = list(cfg.infer.datasets) or [src.name for src in cfg.data.sources]
-    rows = videos_from_shards(run_url, datasets)
-    return infer_videos(rows, io.join(run_url, "predictions", METHOD), checkpoint=url, preset=s.preset,
+    rows = [row for d in datasets for row in videos_from_shard_set(layout.shards(d), d)]
+    return infer_videos(rows, layout.predictions(METHOD).root, checkpoint=url, preset=s.preset,
                         steps=s.steps, seed=s.seed, device=s.device, distiller=cfg.seeclear_distiller(),
                         mp4=cfg.infer.mp4, fps=cfg.infer.fps,
                         cpus_per_actor=cfg.infer.cpus_per_actor,

@@ -12,31 +12,35 @@ from pipelines._ray import run_tasks
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.stages import prepare_group, shards_url
+from seeclear_bench.layout import RunLayout
+from seeclear_bench.stages import prepare_group
 
 log = logging.getLogger(__name__)
 
 
-def resolve_source(source: SourceConfig, run_url: str) -> str:
-    """The URL to read ``source`` from; ``demo`` is materialised once under ``{run_url}/source/demo``."""
+def resolve_source(source: SourceConfig, layout: RunLayout) -> str:
+    """The URL to read ``source`` from; ``demo`` is materialised once under ``{run}/source/demo``."""
     if source.url != "demo":
         return source.url
     from seeclear_bench.data.demo import write_demo_source
 
-    url = io.join(run_url, "source", "demo")
+    url = layout.source("demo")
     if not io.exists(io.join(url, "demo.json")):
         write_demo_source(url)
     return url
 
 
-def discover(cfg: RunConfig, run_url: str) -> dict[str, list[Any]]:
-    """Clips per dataset, discovered on the driver (fails fast, before any task runs)."""
+def discover(cfg: RunConfig, layout: RunLayout, *, known: dict[str, list[Any]] | None = None) -> dict[str, list[Any]]:
+    """Clips per dataset, discovered on the driver (fails fast, before any task runs); ``known``: datasets already
+    discovered (by the preflight check), not listed again."""
     from seeclear_bench.data.sources import discover_clips
 
-    found = {}
+    found = dict(known or {})
     for source in cfg.data.sources:
+        if source.name in found:
+            continue
         refs = discover_clips(
-            resolve_source(source, run_url),
+            resolve_source(source, layout),
             layout=source.layout,
             split=source.split or None,
             clips=list(source.clips) or None,
@@ -50,7 +54,7 @@ def discover(cfg: RunConfig, run_url: str) -> dict[str, list[Any]]:
 
 def run(
     cfg: RunConfig,
-    run_url: str,
+    layout: RunLayout,
     spec_hash: str,
     *,
     clips: dict[str, list[Any]] | None = None,
@@ -58,19 +62,25 @@ def run(
 ) -> dict[str, dict[str, Any]]:
     """Write the shard sets of every source; returns the manifests by dataset.
 
+    Each dataset's shards are keyed by :func:`seeclear_bench.identity.shards_identity` (source, degradation, shard
+    layout, seed, code version): groups whose shards already verify under that identity are not rewritten, and a
+    manifest whose content would not change is left as it is.
+
     Args:
         clips: Clips per dataset from :func:`discover` (discovered here when not given).
     """
-    from seeclear_bench.data.shards import write_manifest
+    from seeclear_bench.data.shards import read_manifest, write_manifest
+    from seeclear_bench.identity import shards_identity, shards_inputs
     from seeclear_bench.provenance import record
 
-    clips = clips or discover(cfg, run_url)
+    clips = clips or discover(cfg, layout)
+    identities = {source.name: shards_identity(cfg, source) for source in cfg.data.sources}
     calls, owners = [], []
     for source in cfg.data.sources:
         refs = clips[source.name]
         step = cfg.shards.clips_per_task
         for group, first in enumerate(range(0, len(refs), step)):
-            calls.append((cfg, source, refs[first:first + step], group, shards_url(run_url, source.name), spec_hash))
+            calls.append((cfg, source, refs[first:first + step], group, layout, identities[source.name]))
             owners.append(source.name)
     results = run_tasks(prepare_group, calls, desc="prepare shards", num_cpus=cfg.ray.task_cpus, progress=progress)
 
@@ -82,26 +92,33 @@ def run(
                 infos.extend(group_infos)
                 for ref in call[2]:
                     clip_shards[ref.clip_id] = [info["name"] for info in group_infos]
-        extra = record(
-            dataset=source.name,
-            source=source.url,
-            clips=[ref.clip_id for ref in clips[source.name]],
-            degrade=cfg.to_dict()["degrade"],
-            shards_config=cfg.to_dict()["shards"],
-            seed=cfg.seed,
-            clip_shards=clip_shards,
-        )
-        url = shards_url(run_url, source.name)
-        write_manifest(url, infos, spec_hash=spec_hash, extra=extra)
-        manifests[source.name] = io.read_json(io.join(url, "manifest.json"))
+        url = layout.shards(source.name)
+        identity = identities[source.name]
+        current = _current_manifest(url, read_manifest)
+        entries = sorted(({k: info[k] for k in ("name", "n_samples", "n_bytes", "sha256")} | {"keys": list(info["keys"])}
+                          for info in infos), key=lambda e: e["name"])
+        if (current is None or current.get("shards") != entries
+                or (current.get("extra") or {}).get("shards_identity") != identity):
+            extra = record(
+                dataset=source.name,
+                source=source.url,
+                clips=[ref.clip_id for ref in clips[source.name]],
+                degrade=cfg.to_dict()["degrade"],
+                shards_config=cfg.to_dict()["shards"],
+                seed=cfg.seed,
+                clip_shards=clip_shards,
+                shards_identity=identity,
+                shards_inputs=shards_inputs(cfg, source),
+            )
+            write_manifest(url, infos, spec_hash=spec_hash, extra=extra)
+            current = read_manifest(url)
+        manifests[source.name] = current
         log.info("dataset %s: %d shards", source.name, len(infos))
     return manifests
 
 
-def shard_urls(run_url: str, dataset: str) -> list[str]:
-    """The shard URLs of a prepared dataset, from its manifest."""
-    from seeclear_bench.data.shards import read_manifest
-
-    base = shards_url(run_url, dataset)
-    manifest = read_manifest(base)
-    return [io.join(base, info["name"]) for info in manifest["shards"]]
+def _current_manifest(url: str, read: Any) -> dict[str, Any] | None:
+    try:
+        return dict(read(url)) if io.exists(io.join(url, "manifest.json")) else None
+    except SeeClearError:
+        return None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from seeclear_bench import io
+from seeclear_bench.leaderboard import escape_markdown
 from seeclear_bench.report.merge import Merged
 
 
@@ -28,6 +29,7 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
         runs: Further run folders to draw pictures from.
         html: Also write ``leaderboard.html`` and ``figures/*.png``.
     """
+    from seeclear_bench.layout import RunLayout
     from seeclear_bench.leaderboard import build_leaderboard, leaderboard_markdown
     from seeclear_bench.metrics.intervals import (
         N_BOOT,
@@ -39,20 +41,21 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
     from seeclear_bench.report.provenance import provenance_table
     from seeclear_bench.report.ranking import paired_verdicts, score_table
 
+    layout = RunLayout(out_url)
     merged = frames if isinstance(frames, Merged) else _merge_single(frames, out_url)
     results = merged.results()
     clips = clip_table(results)
-    save_table(clips, io.join(out_url, "metrics", "clips"))
+    save_table(clips, layout.metrics("clips"))
     datasets = dataset_table(clips, results)
-    save_table(datasets, io.join(out_url, "metrics", "datasets"))
+    save_table(datasets, layout.metrics("datasets"))
     intervals = dataset_intervals(clips, seed=seed)
-    save_table(intervals, io.join(out_url, "metrics", "intervals"))
+    save_table(intervals, layout.metrics("intervals"))
     scores = score_table(datasets, intervals, unranked=[GT_METHOD])
-    save_table(scores, io.join(out_url, "metrics", "scores"))
+    save_table(scores, layout.metrics("scores"))
     provenance = provenance_table(results)
-    save_table(provenance, io.join(out_url, "metrics", "provenance"))
+    save_table(provenance, layout.metrics("provenance"))
     board = build_leaderboard(results)
-    save_table(_flatten(board), io.join(out_url, "leaderboard"))
+    save_table(_flatten(board), layout.report_file("leaderboard"))
     text = leaderboard_markdown(board, title=title, command=command).rstrip("\n") + "\n"
     text += _conflicts_markdown(merged.conflicts)
     text += _intervals_markdown(intervals)
@@ -60,12 +63,12 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
     paired = None
     if reference and reference in set(contenders["method"]) and contenders["method"].nunique() > 1:
         paired = paired_verdicts(paired_comparison(contenders, reference=reference, seed=seed))
-        save_table(paired, io.join(out_url, "metrics", "paired"))
+        save_table(paired, layout.metrics("paired"))
         text += _paired_markdown(paired, reference)
     elif reference:  # said, not skipped silently
         why = ("it is not among the scored methods" if reference not in set(contenders["method"])
                else "it is the only method")
-        text += f"\nNo paired comparison against {reference!r}: {why}.\n"
+        text += f"\nNo paired comparison against {escape_markdown(repr(reference))}: {why}.\n"
     text += _provenance_markdown(provenance)
     if html:
         from seeclear_bench.provenance import code_version
@@ -78,7 +81,7 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
         )
         from seeclear_bench.report.html import ReportPage
 
-        folders = list(runs or ()) + ([out_url] if io.exists(io.join(out_url, "spec.json")) else [])
+        folders = list(runs or ()) + ([out_url] if layout.is_run() else [])
         pictures, notes = draw_pictures(merged, scores, runs=folders)
         version = code_version()
         for method, dataset, metric, n_inf, n_frames, treatment in board.attrs.get("inf_frames", []):
@@ -95,17 +98,19 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
         )
         write_html_report(page, out_url)
         text += f"\nPictures, sortable tables and per-frame breakdowns: `{HTML_NAME}` (one self-contained file).\n"
-    io.write_bytes(io.join(out_url, "leaderboard.md"), text.encode("utf-8"))
+    io.write_bytes(layout.report_file("leaderboard.md"), text.encode("utf-8"))
     return text
 
 
 def _merge_single(frames: pd.DataFrame, out_url: str) -> Merged:
     """A single per-frame table as a merge of one; a run folder's own table is named and its provenance filled."""
+    from seeclear_bench.layout import RunLayout
     from seeclear_bench.report.merge import merge_results
     from seeclear_bench.report.provenance import fill_from_run
 
-    is_run = io.exists(io.join(out_url, "spec.json"))
-    source = io.join(out_url, "metrics", "frames.parquet") if is_run else "per-frame table"
+    layout = RunLayout(out_url)
+    is_run = layout.is_run()
+    source = layout.metrics("frames") + ".parquet" if is_run else "per-frame table"
     if is_run:
         frames = fill_from_run(frames, out_url)
     merged = merge_results([(source, frames)])
@@ -121,24 +126,26 @@ def _flatten(board: pd.DataFrame) -> pd.DataFrame:
 def _conflicts_markdown(conflicts: Sequence[str]) -> str:
     if not conflicts:
         return ""
-    return "\n## Conflicts found while merging\n\n" + "".join(f"- {c}\n" for c in conflicts)
+    return "\n## Conflicts found while merging\n\n" + "".join(f"- {escape_markdown(c)}\n" for c in conflicts)
 
 
 def _intervals_markdown(intervals: pd.DataFrame) -> str:
     lines = ["", f"## Means over clips with {intervals['level'].iloc[0]:.0%} bootstrap intervals", "",
              "| Dataset | Metric | Method | Mean | Interval | Clips |", "|:---|:---|:---|---:|:---:|---:|"]
     for r in intervals.itertuples(index=False):
-        lines.append(f"| {r.dataset} | {r.metric} | {r.method} | {r.mean:.4f} | [{r.ci_low:.4f}, {r.ci_high:.4f}] | {r.n_clips} |")
+        lines.append(f"| {escape_markdown(r.dataset)} | {escape_markdown(r.metric)} | {escape_markdown(r.method)} | "
+                     f"{r.mean:.4f} | [{r.ci_low:.4f}, {r.ci_high:.4f}] | {r.n_clips} |")
     return "\n".join(lines) + "\n"
 
 
 def _paired_markdown(paired: pd.DataFrame, reference: str) -> str:
-    lines = ["", f"## Paired differences against `{reference}` (same clips resampled for both)", "",
+    lines = ["", f"## Paired differences against {escape_markdown(reference)} (same clips resampled for both)", "",
              "| Dataset | Metric | Method | Difference | Interval | Significant | Verdict |",
              "|:---|:---|:---|---:|:---:|:---:|:---|"]
     for r in paired.itertuples(index=False):
-        lines.append(f"| {r.dataset} | {r.metric} | {r.method} | {r.difference:+.4f} | "
-                     f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {'yes' if r.significant else 'no'} | {r.verdict} |")
+        lines.append(f"| {escape_markdown(r.dataset)} | {escape_markdown(r.metric)} | {escape_markdown(r.method)} | "
+                     f"{r.difference:+.4f} | [{r.ci_low:+.4f}, {r.ci_high:+.4f}] | "
+                     f"{'yes' if r.significant else 'no'} | {escape_markdown(r.verdict)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -151,8 +158,8 @@ def _provenance_markdown(provenance: pd.DataFrame) -> str:
              "baseline); a row marked **no provenance** came from a table without any provenance columns."), "",
              "| " + " | ".join(header) + " |", "|" + "|".join([":---"] * len(header)) + "|"]
     for row in provenance.to_dict("records"):
-        cells = [str(row[c]).replace("|", "\\|") for c in columns]
-        cells[2] = f"{row['protocol']} ({row['protocol_hash']})"
+        cells = [escape_markdown(row[c]) for c in columns]
+        cells[2] = f"{escape_markdown(row['protocol'])} ({escape_markdown(row['protocol_hash'])})"
         if row["status"] != "complete":
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")

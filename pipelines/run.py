@@ -8,6 +8,7 @@ from typing import Any
 
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, spec_hash
+from seeclear_bench.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,12 @@ class RunResult:
     leaderboard: str = ""
 
 
-def write_spec(cfg: RunConfig, out_url: str) -> str:
-    """Save the resolved spec with its hash as ``{out_url}/spec.json``; returns the hash."""
+def write_spec(cfg: RunConfig, layout: RunLayout) -> str:
+    """Save the resolved spec with its hash as ``spec.json``; returns the hash."""
     from seeclear_bench.provenance import record
 
     digest = spec_hash(cfg)
-    io.write_json(io.join(out_url, "spec.json"), {"spec": cfg.to_dict(), "spec_hash": digest, **record()})
+    io.write_json(layout.spec(), {"spec": cfg.to_dict(), "spec_hash": digest, **record()})
     return digest
 
 
@@ -55,7 +56,7 @@ def _with(cfg: RunConfig, **fields: Any) -> RunConfig:
     return out
 
 
-def _upscale_cfg(cfg: RunConfig, out_url: str) -> RunConfig:
+def _upscale_cfg(cfg: RunConfig, layout: RunLayout) -> RunConfig:
     """The spec the upscale stage sees: without ``seeclear`` when ``infer`` runs it (whole videos, memory carried),
     else with ``run:train`` resolved to the train stage's exported checkpoint."""
     import dataclasses
@@ -71,7 +72,7 @@ def _upscale_cfg(cfg: RunConfig, out_url: str) -> RunConfig:
     if methods.seeclear.checkpoint == TRAINED_CHECKPOINT:
         from pipelines.infer import trained_checkpoint
 
-        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(out_url, cfg.infer.weights),
+        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(layout, cfg.infer.weights),
                                        distiller=cfg.seeclear_distiller())
         return _with(cfg, methods=dataclasses.replace(methods, seeclear=seeclear))
     return cfg
@@ -85,39 +86,48 @@ def run(
     progress: bool = True,
     command: str | None = None,
 ) -> RunResult:
-    """Run ``cfg.stages`` writing everything under ``out_url``; re-running skips completed, verified work."""
+    """Run ``cfg.stages`` writing everything under ``out_url``; re-running skips completed, verified work.
+
+    Before Ray starts, everything the stages will need is checked (:func:`seeclear_bench.preflight.check_run`) and
+    all that is missing is reported in one message. The caller holds the folder's lock (the CLI does).
+    """
     import pandas as pd
 
     from pipelines import evaluate, prepare, report, upscale
     from pipelines._ray import connect
+    from seeclear_bench.preflight import check_run
 
-    io.check_writable(out_url)
-    clips = prepare.discover(cfg, out_url) if "prepare" in cfg.stages else {}  # bad sources fail before Ray starts
-    digest = write_spec(cfg, out_url)
+    layout = RunLayout(out_url)
+    checked = check_run(cfg, layout)
+    checked.raise_if_any()
+    clips = {}
+    if "prepare" in cfg.stages:
+        clips = {**prepare.discover(cfg, layout, known=checked.clips)}  # the demo source is materialised here
+    digest = write_spec(cfg, layout)
     result = RunResult(out_url=out_url, spec_hash=digest)
     connect(address, num_cpus=cfg.ray.num_cpus)
     frames = None
     for stage in cfg.stages:
         started = time.perf_counter()
         if stage == "prepare":
-            result.manifests = prepare.run(cfg, out_url, digest, clips=clips, progress=progress)
+            result.manifests = prepare.run(cfg, layout, digest, clips=clips, progress=progress)
         elif stage == "train":
             from pipelines import train
 
-            result.trained = train.run(cfg, out_url, digest, progress=progress)
+            result.trained = train.run(cfg, layout, digest, progress=progress)
         elif stage == "upscale":
-            result.upscaled = upscale.run(_upscale_cfg(_eval_cfg(cfg), out_url), out_url, digest, progress=progress)
+            result.upscaled = upscale.run(_upscale_cfg(_eval_cfg(cfg), layout), layout, digest, progress=progress)
         elif stage == "infer":
             from pipelines import infer
 
-            result.inferred = infer.run(_eval_cfg(cfg), out_url, digest, progress=progress)
+            result.inferred = infer.run(_eval_cfg(cfg), layout, digest, progress=progress)
         elif stage == "evaluate":
-            frames = evaluate.run(_eval_cfg(cfg), out_url, digest, progress=progress)
+            frames = evaluate.run(_eval_cfg(cfg), layout, digest, progress=progress)
         elif stage == "report":
             if frames is None:
-                frames = pd.read_parquet(io.join(out_url, "metrics", "frames.parquet"))
+                frames = pd.read_parquet(layout.metrics("frames") + ".parquet")
             result.leaderboard = report.run(frames, out_url, title=cfg.report.title, command=command,
-                                                reference=cfg.report.reference_method, seed=cfg.seed)
+                                            reference=cfg.report.reference_method, seed=cfg.seed)
         result.seconds[stage] = time.perf_counter() - started
         log.info("stage %s done in %.1f s", stage, result.seconds[stage])
     result.n_rows = 0 if frames is None else len(frames)

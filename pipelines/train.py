@@ -37,12 +37,14 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, TrainStageConfig
+from seeclear_bench.data.shards import ShardDigest
 from seeclear_bench.errors import SeeClearError
+from seeclear_bench.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -52,23 +54,23 @@ RAY_NAME: Final = "checkpoints"
 _FLUSH_EVERY: Final = 10
 
 
-def train_url(run_url: str) -> str:
-    """``{run_url}/train``: where a spec's train stage writes."""
-    return io.join(run_url, "train")
+def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = True) -> dict[str, Any]:
+    """The ``train`` stage: train on ``cfg.train.datasets``' prepared shards into the run's ``train/`` folder.
 
-
-def run(cfg: RunConfig, run_url: str, spec_hash: str, *, progress: bool = True) -> dict[str, Any]:
-    """The ``train`` stage: train on ``cfg.train.datasets``' prepared shards into ``{run_url}/train``.
+    Every shard is checked against the SHA-256 its manifest records while it streams.
 
     Returns:
         `fit`'s result.
     """
-    from pipelines.prepare import shard_urls
+    from seeclear_bench.data.shardset import ShardSet
 
-    urls = [u for name in cfg.train.datasets for u in shard_urls(run_url, name)]
-    val = [u for name in cfg.train.val_datasets for u in shard_urls(run_url, name)]
-    return fit(urls, train_url(run_url), settings=cfg.train, val_urls=val, seed=cfg.seed, spec_hash=spec_hash,
-               progress=progress)
+    sets = {name: ShardSet.open(layout.shards(name), dataset=name)
+            for name in dict.fromkeys((*cfg.train.datasets, *cfg.train.val_datasets))}
+    urls = [u for name in cfg.train.datasets for u in sets[name].shard_urls()]
+    val = [u for name in cfg.train.val_datasets for u in sets[name].shard_urls()]
+    expect = {url: digest for shard_set in sets.values() for url, digest in shard_set.expected().items()}
+    return fit(urls, layout.train(), settings=cfg.train, val_urls=val, seed=cfg.seed, spec_hash=spec_hash,
+               progress=progress, expect=expect)
 
 
 def fit(
@@ -80,6 +82,7 @@ def fit(
     seed: int = 0,
     spec_hash: str = "",
     progress: bool = True,
+    expect: Mapping[str, ShardDigest] | None = None,
 ) -> dict[str, Any]:
     """Train SeeClear with Ray Train on the connected Ray cluster; resume from ``out_url`` when it holds a run.
 
@@ -91,6 +94,8 @@ def fit(
         seed: run seed (data order, augmentation, noise, initial weights).
         spec_hash: recorded in every checkpoint.
         progress: a progress bar (rank 0, shown through Ray's log forwarding).
+        expect: recorded size and SHA-256 per shard URL (from the shard sets' manifests), checked while each shard
+            streams.
 
     Returns:
         {"step", "checkpoint" (newest checkpoint URL), "loss" (mean of the last 20 logged steps), "log", "seconds"}.
@@ -110,6 +115,7 @@ def fit(
     loop_config = {
         "urls": [str(u) for u in shard_urls], "val_urls": [str(u) for u in val_urls], "out_url": out_url,
         "settings": dataclasses.asdict(settings), "seed": seed, "spec_hash": spec_hash, "progress": progress,
+        "expect": {url: [d.n_bytes, d.sha256] for url, d in (expect or {}).items()},
     }
     resources = {"CPU": settings.cpus_per_worker, **({"GPU": 1} if settings.use_gpu else {})}
     trainer = TorchTrainer(
@@ -237,7 +243,8 @@ class _SyncedOptimizer:
         return True
 
 
-def _rank_stream(urls: list[str], rank: int, world: int, seed: int, epoch: int) -> Iterator[dict[str, Any]]:
+def _rank_stream(urls: list[str], rank: int, world: int, seed: int, epoch: int,
+                 expect: Mapping[str, ShardDigest]) -> Iterator[dict[str, Any]]:
     """This rank's samples of one epoch: its own shards, or (fewer shards than ranks) every world-th sample."""
     import numpy as np
 
@@ -246,19 +253,20 @@ def _rank_stream(urls: list[str], rank: int, world: int, seed: int, epoch: int) 
     if len(urls) >= world:
         order = np.random.default_rng(_seed(seed, epoch)).permutation(len(urls))
         own = [urls[i] for i in order[rank::world]]
-        yield from make_webdataset(own, shuffle=True, seed=seed + epoch, split_by_node=False)
+        yield from make_webdataset(own, shuffle=True, seed=seed + epoch, split_by_node=False, expect=expect)
     else:
-        stream = make_webdataset(urls, shuffle=True, seed=seed + epoch, split_by_node=False)
+        stream = make_webdataset(urls, shuffle=True, seed=seed + epoch, split_by_node=False, expect=expect)
         yield from itertools.islice(stream, rank, None, world)
 
 
-def _samples(urls: list[str], rank: int, world: int, seed: int, position: list[int]) -> Iterator[dict[str, Any]]:
+def _samples(urls: list[str], rank: int, world: int, seed: int, position: list[int],
+             expect: Mapping[str, ShardDigest]) -> Iterator[dict[str, Any]]:
     """Endless samples from ``position`` = [epoch, samples read in it]; updates ``position`` as it goes."""
     empty = 0
     while True:
         epoch, skip = position
         got = 0
-        for i, sample in enumerate(_rank_stream(urls, rank, world, seed, epoch)):
+        for i, sample in enumerate(_rank_stream(urls, rank, world, seed, epoch, expect)):
             got += 1
             if i < skip:
                 continue
@@ -288,7 +296,8 @@ def _model_configs(s: dict[str, Any], seed: int) -> tuple[Any, Any]:
     return model_cfg, cfg
 
 
-def _validate(model: Any, val_urls: list[str], n: int, steps: int, seed: int) -> dict[str, float]:
+def _validate(model: Any, val_urls: list[str], n: int, steps: int, seed: int,
+              expect: Mapping[str, ShardDigest]) -> dict[str, float]:
     import numpy as np
     import torch
 
@@ -297,7 +306,7 @@ def _validate(model: Any, val_urls: list[str], n: int, steps: int, seed: int) ->
 
     device = next(model.parameters()).device
     scores: list[tuple[float, float]] = []
-    samples = (s for url in val_urls for s in iter_shard(url, verify=True))
+    samples = (s for url in val_urls for s in iter_shard(url, verify=True, expect=expect.get(url)))
     for i, sample in enumerate(itertools.islice(samples, n)):
         lr = torch.from_numpy(np.ascontiguousarray(sample.lr)).permute(0, 3, 1, 2).float().div(255).to(device)
         gen = torch.Generator(device=device).manual_seed(_seed(seed, i))
@@ -397,7 +406,8 @@ def _train_loop(config: dict[str, Any]) -> None:
     log_url, val_url = io.join(out_url, "log.csv"), io.join(out_url, "val.csv")
     rows = _read_csv(log_url, upto=step) if rank == 0 else []
     val_rows = _read_csv(val_url, upto=step) if rank == 0 else []
-    samples = _samples(urls, rank, world, seed, position)
+    expect = {url: ShardDigest(int(n), str(h)) for url, (n, h) in config.get("expect", {}).items()}
+    samples = _samples(urls, rank, world, seed, position, expect)
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=rank != 0 or not config["progress"])
     t0 = time.perf_counter()
     last_time = t0
@@ -468,9 +478,9 @@ def _train_loop(config: dict[str, Any]) -> None:
                 # sample() switches to eval mode and back; the EMA weights are scored on a copy of the model
                 averaged = copy.deepcopy(model)
                 ema.copy_to(averaged)
-                scores = {**_validate(model, val_urls, s["validate_samples"], s["validate_steps"], seed),
+                scores = {**_validate(model, val_urls, s["validate_samples"], s["validate_steps"], seed, expect),
                           **{f"ema_{k}": v for k, v in _validate(averaged, val_urls, s["validate_samples"],
-                                                                 s["validate_steps"], seed).items()}}
+                                                                 s["validate_steps"], seed, expect).items()}}
                 del averaged
                 val_rows.append({"step": step, **{k: f"{v:.6g}" for k, v in scores.items()}})
             if step % _FLUSH_EVERY == 0:

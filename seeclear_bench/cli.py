@@ -4,10 +4,12 @@ Errors a user can cause print one line and exit with status 1; ``--debug`` shows
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -59,6 +61,24 @@ def _command_line() -> str:
     return "seeclear-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+@contextlib.contextmanager
+def _owning(out_url: str) -> Iterator[None]:
+    """Hold the output folder's lock for the whole command (one writer at a time). A command that ends abnormally
+    (an error, Ctrl-C, SIGTERM) shuts Ray down first, so no worker still writes, then removes the temporary files
+    left in the folder."""
+    from seeclear_bench.interrupts import shutdown_ray
+    from seeclear_bench.layout import RunLayout
+
+    layout = RunLayout(out_url)
+    with layout.lock(_command_line()):
+        try:
+            yield
+        except BaseException:
+            shutdown_ray(quiet=True)  # no worker may still write while the temporaries are swept
+            layout.sweep_temporaries(quiet=True)  # the error's one line is what the user reads
+            raise
+
+
 @app.command()
 def run(
     spec: Annotated[Optional[str], typer.Argument(help="Pipeline spec (TOML, any fsspec URL). Omit it to run the embedded demo.")] = None,
@@ -76,7 +96,8 @@ def run(
     out_url = out or str(Path("runs") / cfg.name)
     from pipelines.run import run as run_pipeline
 
-    result = run_pipeline(cfg, out_url, address=address, progress=progress, command=_command_line())
+    with _owning(out_url):
+        result = run_pipeline(cfg, out_url, address=address, progress=progress, command=_command_line())
     typer.echo(f"spec {cfg.name} ({result.spec_hash}) -> {out_url}")
     for stage, seconds in result.seconds.items():
         typer.echo(f"  {stage:<9} {seconds:7.1f} s")
@@ -99,7 +120,8 @@ def prepare(
     out_url = out or str(Path("runs") / cfg.name)
     from pipelines.run import run as run_pipeline
 
-    result = run_pipeline(cfg, out_url, address=address, progress=progress)
+    with _owning(out_url):
+        result = run_pipeline(cfg, out_url, address=address, progress=progress)
     for dataset, manifest in result.manifests.items():
         typer.echo(f"{dataset}: {manifest['total_samples']} samples in {len(manifest['shards'])} shards -> {out_url}/shards/{dataset}")
 
@@ -125,7 +147,8 @@ def degrade(
 
     dcfg = DegradeConfig(kind=kind, scale=scale, on_indivisible=on_indivisible)  # type: ignore[arg-type]
     src = SourceConfig(name="source", url=source, layout=layout, split=split, max_frames=max_frames)  # type: ignore[arg-type]
-    summary = degrade_folder(src, dcfg, out, seed=seed, progress=True)
+    with _owning(out):
+        summary = degrade_folder(src, dcfg, out, seed=seed, progress=True)
     typer.echo(f"{summary['clips']} clips, {summary['frames']} LR frames -> {out}")
 
 
@@ -151,8 +174,9 @@ def evaluate(
     EvaluateConfig(metrics=names, protocol=protocol)  # validates names before Ray starts
     from pipelines.evaluate_folders import run as run_eval
 
-    table = run_eval(predictions, gt, method=method, dataset=dataset, protocol=protocol, metrics=names,
-                     out_url=out, address=address, progress=progress)
+    with _owning(out):
+        table = run_eval(predictions, gt, method=method, dataset=dataset, protocol=protocol, metrics=names,
+                         out_url=out, address=address, progress=progress)
     typer.echo(table.to_string())
 
 
@@ -190,11 +214,12 @@ def infer(
     from seeclear_bench.provenance import record
 
     rows = videos_from_input(source, dataset=dataset, layout=layout)
-    io.check_writable(out)
-    connect(address)
-    done = infer_videos(rows, out, checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,
-                        distiller=distiller, mp4=mp4, fps=fps, cpus_per_actor=cpus_per_actor, actors=actors,
-                        extra_record=record(command=_command_line()), progress=progress)
+    with _owning(out):
+        io.check_writable(out)
+        connect(address)
+        done = infer_videos(rows, out, checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,
+                            distiller=distiller, mp4=mp4, fps=fps, cpus_per_actor=cpus_per_actor, actors=actors,
+                            extra_record=record(command=_command_line()), progress=progress)
     typer.echo(f"{done['written']} video(s) written, {done['skipped']} already complete -> {out}")
 
 
@@ -221,8 +246,9 @@ def leaderboard(
     from seeclear_bench.report.merge import load_results
 
     merged = load_results(tables, allow_identical=merge_identical)
-    text = run_report(merged, out, title=title, command=_command_line(), reference=reference, seed=seed,
-                      runs=runs or (), html=html)
+    with _owning(out):
+        text = run_report(merged, out, title=title, command=_command_line(), reference=reference, seed=seed,
+                          runs=runs or (), html=html)
     typer.echo(text)
 
 
@@ -287,9 +313,10 @@ def train(
     model_cfg = SeeClearConfig.preset(preset)
     if kappa is not None:
         model_cfg = model_cfg.with_overrides(diffusion=dataclasses.replace(model_cfg.diffusion, kappa=kappa))
-    result = run_train(shards, out, preset=preset, model_config=model_cfg, train_cfg=cfg, init_from=init_from,
-                       checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device, progress=progress,
-                       distiller=distiller)
+    with _owning(out):
+        result = run_train(shards, out, preset=preset, model_config=model_cfg, train_cfg=cfg, init_from=init_from,
+                           checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device,
+                           progress=progress, distiller=distiller)
     typer.echo(json.dumps(result, indent=2, default=str))
     if export:
         from seeclear_bench.checkpoints import export_checkpoint, latest_checkpoint
@@ -343,29 +370,81 @@ def weights_fetch(
 
 
 def main() -> None:
-    """Console-script entry point: one-line errors, non-zero exit."""
+    """Console-script entry point.
+
+    Errors a user can cause print one line (``error: ...``) and exit 1, whether they were raised here or inside a Ray
+    task or actor; ``--debug`` shows the traceback instead (a worker's own traceback first). SIGINT and SIGTERM end any
+    command with exit 130 / 143 and one line, ``interrupted; run the same command again to resume`` (``terminated``
+    for SIGTERM), once the work in flight has removed its temporary files. Ray is shut down on the way out whenever
+    the command started or joined it.
+    """
+    import signal
+
+    from seeclear_bench import interrupts
+
+    interrupts.install()
+    code = 1
     try:
-        app(standalone_mode=False)
+        try:
+            code = _invoke()
+        finally:
+            # after a failure or an interrupt the user's one line is already said (or comes next): Ray stops quietly
+            interrupts.shutdown_ray(quiet=code != 0)
+    except KeyboardInterrupt as exc:  # an `interrupts.Interrupted`, or Ray's KeyboardInterrupt in its place
+        interrupt = interrupts.interrupted_by(exc) or interrupts.Interrupted(interrupts.received() or signal.SIGINT)
+        typer.echo(str(interrupt), err=True)
+        if _state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        code = interrupt.exit_code
+    finally:
+        interrupts.uninstall()
+    sys.exit(code)
+
+
+def _invoke() -> int:
+    """Run the app; return the exit status, printing a one-line error for the failures a user can cause."""
+    import signal
+
+    import click
+
+    from seeclear_bench.errors import one_line
+    from seeclear_bench.interrupts import Interrupted, interrupted_by, received
+
+    try:
+        try:
+            result = app(standalone_mode=False)
+        except Exception as exc:  # a signal handled inside native code or a library may come back wrapped
+            interrupt = interrupted_by(exc)
+            if interrupt is not None:
+                raise interrupt from None
+            raise
     except SeeClearError as exc:
         if _state["debug"]:
             raise
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
+        return 1
+    except (typer.Abort, click.exceptions.Abort):  # EOF at a prompt
         typer.echo("aborted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and unexpected failures
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        return 130
+    except click.exceptions.ClickException as exc:  # usage errors
+        exc.show()
+        return exc.exit_code
+    except (typer.Exit, click.exceptions.Exit) as exc:
+        return int(exc.exit_code)
+    except Exception as exc:  # unexpected failures
         if _state["debug"]:
             raise
-        typer.echo(f"error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)", err=True)
-        sys.exit(1)
+        typer.echo(f"error: {one_line(exc)}", err=True)
+        return 1
+    # standalone_mode=False returns a raised Exit's code instead of exiting; typer turns a KeyboardInterrupt (ours,
+    # or the one Ray raises in its place) into Exit(130): the signal received says which it was
+    if isinstance(result, int) and not isinstance(result, bool) and result:
+        if result == 130:
+            raise Interrupted(received() or signal.SIGINT)
+        return result
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ This module owns parsing, validation and hashing; it must not import ray, torch 
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import json
@@ -32,6 +33,7 @@ from importlib import resources
 from typing import Any, Literal, get_args, get_origin
 
 from seeclear_bench.errors import SeeClearError, did_you_mean
+from seeclear_bench.names import check_name
 
 Stage = Literal["prepare", "train", "upscale", "infer", "evaluate", "report"]
 STAGES: tuple[str, ...] = get_args(Stage)  # pipeline order; upscale and infer may both run
@@ -64,8 +66,9 @@ class SourceConfig:
     start_frame: int = 0
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ ."):
-            raise SeeClearError(f"data.sources.name must be a non-empty name without '/', '\\', '.' or spaces, got {self.name!r}")
+        check_name(self.name, "data.sources.name")
+        if any(c in self.name for c in " ."):  # dataset names also name shards and sample keys
+            raise SeeClearError(f"data.sources.name {self.name!r} may not contain '.' or spaces")
         if self.max_frames < 0 or self.start_frame < 0:
             raise SeeClearError(f"data.sources[{self.name}]: max_frames and start_frame must be >= 0")
 
@@ -410,6 +413,7 @@ class RunConfig:
     infer: InferStageConfig = field(default_factory=InferStageConfig)
 
     def __post_init__(self) -> None:
+        check_name(self.name, "spec name")
         if "prepare" in self.stages and not self.data.sources:
             raise SeeClearError("the spec runs 'prepare' but lists no [[data.sources]]")
         names = [s.name for s in self.data.sources]
@@ -447,7 +451,15 @@ class RunConfig:
         return _build(cls, data, "")
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "spec") -> RunConfig:
+    def from_toml(cls, text: str | bytes, source: str = "spec") -> RunConfig:
+        """Build from TOML text, or from the raw bytes of a spec file (UTF-8, a leading byte-order mark allowed).
+
+        Raises:
+            SeeClearError: Bytes that are not UTF-8 (naming ``source`` and the byte offset), invalid TOML, or an
+                invalid spec.
+        """
+        if isinstance(text, bytes):
+            text = _decode_spec(text, source)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -456,9 +468,10 @@ class RunConfig:
 
     @classmethod
     def from_url(cls, url: str) -> RunConfig:
+        """Read and build the spec file at ``url`` (local path or fsspec URL); errors as :meth:`from_toml`."""
         from seeclear_bench import io
 
-        return cls.from_toml(io.read_bytes(url).decode("utf-8"), source=url)
+        return cls.from_toml(io.read_bytes(url), source=url)
 
     @classmethod
     def demo(cls) -> RunConfig:
@@ -486,6 +499,21 @@ class RunConfig:
         checkpoint this spec's ``train`` stage makes, ``train.distiller``."""
         s = self.methods.seeclear
         return s.distiller or (self.train.distiller if s.checkpoint == TRAINED_CHECKPOINT else "")
+
+
+def _decode_spec(data: bytes, source: str) -> str:
+    """The text of a spec file; a byte that is not UTF-8 is one line naming the file, its offset and its line."""
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0  # editors on Windows may write one
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skip + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        where = "spec" if source == "spec" else f"spec {source}"
+        raise SeeClearError(
+            f"{where} is not UTF-8 text: invalid byte 0x{data[offset]:02x} at byte offset {offset} (line {line}); "
+            "save it as UTF-8"
+        ) from exc
 
 
 def spec_hash(cfg: Any) -> str:

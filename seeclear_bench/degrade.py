@@ -34,11 +34,11 @@ def degrade_folder(source: SourceConfig, cfg: DegradeConfig, out_url: str, *, se
     for ref in tqdm(refs, desc="degrade", unit="clip", disable=None if progress else True):
         hr = read_clip(ref, max_frames=source.max_frames or None, start=source.start_frame)
         deg = degrade_clip(hr, kind=cfg.kind, scale=cfg.scale, seed=seed, clip_id=ref.clip_id,
-                           on_indivisible=cfg.on_indivisible, realistic=realistic)
+                           on_indivisible=cfg.on_indivisible, realistic=realistic, dataset=ref.dataset)
         if deg.hr.shape != hr.shape:
             cropped.append(ref.clip_id)
-            log.warning("clip %s: HR %dx%d is not divisible by %d, cropped to %dx%d", ref.clip_id,
-                        hr.shape[1], hr.shape[2], cfg.scale, deg.hr.shape[1], deg.hr.shape[2])
+            log.warning("dataset %s, clip %s: HR %dx%d is not divisible by %d, cropped to %dx%d", ref.dataset,
+                        ref.clip_id, hr.shape[1], hr.shape[2], cfg.scale, deg.hr.shape[1], deg.hr.shape[2])
         clip_url = io.join(out_url, ref.clip_id)
         for i, frame in enumerate(deg.lr):
             io.write_bytes(io.join(clip_url, f"{source.start_frame + i:08d}.png"), encode_png(frame))

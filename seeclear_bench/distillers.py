@@ -56,6 +56,27 @@ def load_clipseg_distiller(source: str = DEFAULT_CLIPSEG, *, device: str = "cpu"
                                        **kwargs)
 
 
+def distiller_missing(source: str = "") -> str | None:
+    """Why the CLIPSeg distiller ``source`` cannot be loaded from disk, or None when its files are there.
+
+    A cheap check for before any work starts (the model is not built): a local folder must hold ``config.json``; a hub
+    id must have its ``config.json`` in the Hugging Face cache.
+    """
+    source = source or DEFAULT_CLIPSEG
+    local = os.path.isdir(source) or source.startswith((os.sep, ".", "~"))
+    if local:
+        if os.path.isfile(os.path.join(os.path.expanduser(source), "config.json")):
+            return None
+        return (f"CLIPSeg distiller folder {source!r} holds no config.json; point the spec at a folder made with "
+                "save_pretrained (model and tokenizer)")
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return None
+    return (f"CLIPSeg distiller {source!r} is not in the Hugging Face cache {hf_cache_dir()}; where a network exists "
+            f"run `huggingface-cli download {source}`, or point the spec at a save_pretrained folder")
+
+
 def distiller_for(network: Any, source: str = "", *, device: str = "cpu") -> Any:
     """The distiller a model built from ``network`` (a ``NetworkConfig``) must be handed: None for the learned one
     (built inside the model), else the frozen CLIPSeg from ``source`` sized by the config (``n_tokens``,

@@ -10,6 +10,7 @@ appears once its content is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -17,7 +18,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -105,31 +106,84 @@ def read_json(url: str) -> Any:
     return json.loads(read_bytes(url).decode("utf-8"))
 
 
+# Errors a write to an open file fails with. They are about the file being written, so they are reported with its
+# URL; any other OSError raised inside an `atomic_open` block (reading another file, say) passes through unchanged.
+_NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+_WRITE_ERRNOS: Final = _NO_SPACE | {errno.EIO, errno.EFBIG, errno.EROFS}
+
+
+def _write_errno(exc: BaseException) -> int | None:
+    """The errno in ``_WRITE_ERRNOS`` that ``exc`` (or an OSError it was raised from) carries, else None. Libraries
+    that re-raise without an errno (pyarrow, say) are recognised by the system's message for ENOSPC."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError):
+            if cur.errno in _WRITE_ERRNOS:
+                return cur.errno
+            if cur.errno is None and os.strerror(errno.ENOSPC) in str(cur):
+                return errno.ENOSPC
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def write_error(url: str, exc: OSError) -> SeeClearError:
+    """The one line for ``exc`` met while writing ``url``: ``no space left on device writing <url>`` for a full disk
+    (or quota), else ``cannot write <url>: <strerror>``."""
+    code = _write_errno(exc) or exc.errno
+    if code in _NO_SPACE:
+        quota = " (disk quota exceeded)" if code == errno.EDQUOT else ""
+        return SeeClearError(f"no space left on device{quota} writing {url}")
+    reason = exc.strerror or (os.strerror(code) if code else str(exc))
+    return SeeClearError(f"cannot write {url}: {reason}")
+
+
 @contextlib.contextmanager
 def atomic_open(url: str) -> Iterator[io.BufferedWriter]:
-    """Open ``url`` for binary writing; the file appears under its name only if the block completes."""
+    """Open ``url`` for binary writing; the file appears under its name only if the block completes.
+
+    The data go to a temporary sibling (``.NAME.tmp-XXXX``), renamed to ``url`` once closed; whatever ends the block
+    early (an exception, an interrupt) removes the temporary file.
+
+    Raises:
+        SeeClearError: ``url`` is on a read-only protocol or its folder cannot be written; or writing, closing or
+            renaming the file failed: ``no space left on device writing <url>`` (ENOSPC, EDQUOT), else ``cannot
+            write <url>: <reason>`` (EIO, EFBIG, EROFS). The temporary file is removed first.
+    """
     fs, path = split(url)
     if _is_read_only(fs):
         raise SeeClearError(f"cannot write {url!r}: {protocol(url)} is read-only here")
     parent = posixpath.dirname(path)
     tmp = posixpath.join(parent, f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
+    done = False
     try:
-        fs.makedirs(parent, exist_ok=True)
-        f = fs.open(tmp, "wb")
-    except (PermissionError, OSError) as exc:
-        raise SeeClearError(f"output {url!r} is not writable: {exc.strerror or exc}") from exc
-    ok = False
-    try:
-        with f:
-            yield f
-        ok = True
-    finally:
-        if ok:
+        try:
+            fs.makedirs(parent, exist_ok=True)
+            f = fs.open(tmp, "wb")
+        except OSError as exc:
+            if _write_errno(exc) in _NO_SPACE:
+                raise write_error(url, exc) from exc
+            raise SeeClearError(f"output {url!r} is not writable: {exc.strerror or exc}") from exc
+        closing = False
+        try:
+            with f:
+                yield f
+                closing = True  # from here on, an error is the flush/close of this file
+        except OSError as exc:
+            if not closing and _write_errno(exc) is None:
+                raise
+            raise write_error(url, exc) from exc
+        try:
             if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
                 os.replace(tmp, path)
             else:
                 fs.mv(tmp, path)
-        else:
+        except OSError as exc:
+            raise write_error(url, exc) from exc
+        done = True
+    finally:
+        if not done:
             with contextlib.suppress(Exception):
                 fs.rm(tmp)
 
@@ -158,7 +212,19 @@ def sha256_url(url: str, chunk: int = 1 << 20) -> str:
 
 
 def check_writable(url: str) -> None:
-    """Fail fast (before any work starts) when ``url`` cannot be written."""
+    """Fail fast (before any work starts) when ``url`` cannot be written: a file where a folder (``url`` or one of its
+    parents) is expected is said so in one line."""
+    fs, path = split(url)
+    here = path.rstrip("/")
+    while here and not fs.exists(here):
+        parent = posixpath.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    if here and fs.exists(here) and not fs.isdir(here):
+        what = "the output folder" if here == path.rstrip("/") else f"a parent of the output folder {url}"
+        raise SeeClearError(f"expected a folder at {here} ({what}), found a file; pass another --out or move the "
+                            "file away")
     probe = join(url, f".write-probe-{uuid.uuid4().hex[:8]}")
     write_bytes(probe, b"")
     fs, path = split(probe)

@@ -6,6 +6,7 @@ direction from :attr:`MetricSpec.higher_better`). Imports pandas and the metric 
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -19,6 +20,11 @@ from seeclear_bench.metrics.scoring import GT_METHOD
 from seeclear_bench.metrics.tables import clip_table, dataset_table, validate_frames_df
 
 MISSING: Final = "–"
+# Characters that would start an HTML tag or entity, or Markdown emphasis, code, links, strikethrough or a table cell
+# anywhere on a line; block markers (``#``, ``-``, ``1.``) matter only at the start of a name (see escape_markdown).
+_MARKDOWN_ESCAPES: Final = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                            **{c: "\\" + c for c in "`*_[]|~"}}
+_BLOCK_START: Final = re.compile(r"[#+=-]|\d{1,9}[.)]")
 _METRIC_ORDER: Final = {name: i for i, name in enumerate(METRICS)}
 
 
@@ -102,7 +108,8 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
     datasets = list(dict.fromkeys(board.columns.get_level_values(0)))
     protocols = board.attrs.get("protocols", {})
     protocol_text = "; ".join(
-        f"{_escape(dataset)}: " + (", ".join(f"`{name}` ({digest})" for name, digest in protocols.get(dataset, [])) or "unknown")
+        f"{escape_markdown(dataset)}: " + (", ".join(f"{_code(name)} ({escape_markdown(digest)})"
+                                                    for name, digest in protocols.get(dataset, [])) or "unknown")
         for dataset in datasets
     )
     cells: dict[tuple[str, str], list[str]] = {}
@@ -114,18 +121,18 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
     for dataset in datasets:
         metrics = [m for d, m in board.columns if d == dataset]
         labels = " / ".join(f"{_label(m)}{'↑' if get_metric(m).higher_better else '↓'}" for m in metrics)
-        header.append(f"{_escape(dataset)} ({labels})")
+        header.append(f"{escape_markdown(dataset)} ({labels})")
     lines = [
-        f"# {title}",
+        f"# {escape_markdown(title)}",
         "",
         f"Protocols: {protocol_text}.",
-        f"Command: `{command}`" if command else "Command: not recorded.",
+        f"Command: {_code(command)}" if command else "Command: not recorded.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join([":---"] + [":---:"] * len(datasets)) + "|",
     ]
     for i, method in enumerate(board.index):
-        row = [_escape(str(method))]
+        row = [escape_markdown(method)]
         for dataset in datasets:
             row.append(" / ".join(cells[(d, m)][i] for d, m in board.columns if d == dataset))
         lines.append("| " + " | ".join(row) + " |")
@@ -135,8 +142,8 @@ def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None
                      "(warping error rewards blur, so compare with it); it is not ranked.")
     for method, dataset, metric, n_inf, n_frames, treatment in board.attrs.get("inf_frames", []):
         lines.append(
-            f"- {_escape(str(method))}, {_escape(str(dataset))} {_label(metric)}: {n_inf} of {n_frames} frames identical "
-            f"to the ground truth (inf), {treatment}."
+            f"- {escape_markdown(method)}, {escape_markdown(dataset)} {_label(metric)}: {n_inf} of {n_frames} frames "
+            f"identical to the ground truth (inf), {escape_markdown(treatment)}."
         )
     return "\n".join(lines) + "\n"
 
@@ -168,8 +175,40 @@ def _check_same_frames(rows: pd.DataFrame, dataset: str, metric: str) -> None:
 
 def _label(metric: str) -> str:
     spec = get_metric(metric)
-    return spec.display_name or spec.name.upper()
+    return escape_markdown(spec.display_name or spec.name.upper())
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
+def escape_markdown(text: object) -> str:
+    """Render any name (method, dataset, metric label, title, a value from data) as literal Markdown text.
+
+    The one escape every Markdown writer uses, the counterpart of :func:`html.escape` on the HTML page: ``&``, ``<``
+    and ``>`` become HTML entities (a CommonMark renderer passes raw HTML through, so ``<script>`` in a method name
+    would otherwise run), the characters of emphasis, code, links, strikethrough and table cells (`` ` * _ [ ] | ~``
+    and ``\\``) are backslash-escaped, a leading block marker (``#``, ``-``, ``+``, ``=``, ``1.``) is escaped so a name
+    at the start of a list item stays text, and line breaks and other control characters become spaces so a name
+    stays on its table row.
+
+    Args:
+        text: The name; non-strings are formatted with :func:`str`.
+
+    Returns:
+        Markdown source that renders as exactly ``text`` (control characters shown as spaces), safe in a table cell.
+    """
+    escaped = "".join(_MARKDOWN_ESCAPES.get(c, c) for c in _single_line(text))
+    block = _BLOCK_START.match(escaped)
+    if block:  # backslash before the marker character: "\\#", "\\-", "1986\\."
+        escaped = escaped[: block.end() - 1] + "\\" + escaped[block.end() - 1 :]
+    return escaped
+
+
+def _code(text: str) -> str:
+    """``text`` as one Markdown code span (shown verbatim, never parsed as HTML), fenced by more backticks than it holds."""
+    plain = _single_line(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", plain)), default=0) + 1)
+    pad = " " if plain.startswith(("`", " ")) or plain.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{plain}{pad}{fence}"
+
+
+def _single_line(text: object) -> str:
+    """``str(text)`` with line breaks and other control characters as spaces: a Markdown line or table row holds it."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text))

@@ -2,16 +2,19 @@
 
 - :func:`prepare_group`: read clips, synthesise LR, cut windows, write WebDataset shards (+ a task record).
 - :func:`upscale_shard`: run baseline upscalers on every LR window of one shard, write prediction frames.
-- :func:`score_shard`: score each method's predictions against the shard's HR frames, return per-frame rows.
+- :func:`score_clip_from_shards`: score each method's predictions of one clip against its HR frames.
+- :func:`score_clip_pair`: score an outside method's clip against its ground truth.
 
 ``pipelines/`` dispatches these as Ray tasks; ``benchmarks/`` runs them in a loop as the single-process reference.
-Every output is written atomically and every unit is resumable: a unit whose outputs exist and verify is skipped.
+Every path comes from :mod:`seeclear_bench.layout`, every shard read goes through
+:mod:`seeclear_bench.data.shardset` (verified against its manifest), and every unit is keyed by the identity of
+exactly its inputs (:mod:`seeclear_bench.identity`): a unit whose outputs exist, verify and name the same identity
+is skipped. Every output is written atomically.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,25 +22,14 @@ import pandas as pd
 
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
+from seeclear_bench.data.shards import ShardDigest
 from seeclear_bench.errors import SeeClearError
+from seeclear_bench.layout import PredictionSet, RunLayout, frame_name
 
 log = logging.getLogger(__name__)
 
-TASKS_DIR = "_tasks"
-RECORDS_DIR = "_records"
-
-
-# -- layout of a run folder ---------------------------------------------------------------------------------------
-def shards_url(run_url: str, dataset: str) -> str:
-    return io.join(run_url, "shards", dataset)
-
-
-def predictions_url(run_url: str, method: str, dataset: str, clip_id: str) -> str:
-    return io.join(run_url, "predictions", method, dataset, clip_id)
-
-
-def frame_name(index: int) -> str:
-    return f"{index:08d}.png"
+__all__ = ["frame_name", "prepare_group", "score_clip_from_shards", "score_clip_pair", "upscale_shard",
+           "verified_record", "window_starts"]
 
 
 def window_starts(n_frames: int, window: int, stride: int, partial: str) -> list[tuple[int, int]]:
@@ -64,8 +56,8 @@ def prepare_group(
     source: SourceConfig,
     clips: Sequence[Any],
     group: int,
-    out_url: str,
-    spec_hash: str,
+    layout: RunLayout,
+    identity: str,
 ) -> list[dict[str, Any]]:
     """Read, degrade and shard one group of clips; returns the shard infos (as dicts) it wrote or found complete.
 
@@ -74,22 +66,26 @@ def prepare_group(
         source: The dataset these clips belong to.
         clips: ``ClipRef`` objects from :func:`seeclear_bench.data.sources.discover_clips`.
         group: Index of this group within the dataset; names the shards ``{dataset}-{group:05d}-{part:02d}.tar``.
-        out_url: The dataset's shard folder.
-        spec_hash: Hash of the spec, recorded in every sample.
+        layout: The run folder; the shards go to ``layout.shards(source.name)``.
+        identity: :func:`seeclear_bench.identity.shards_identity` of the dataset, recorded in every sample and in the
+            group's task record; a group whose record names the same identity and clips and whose shards verify is
+            skipped.
     """
     from seeclear_bench.data import shards
     from seeclear_bench.data.degradations import degrade_clip
     from seeclear_bench.data.schema import sample_key
     from seeclear_bench.data.sources import read_clip
 
-    record_url = io.join(out_url, TASKS_DIR, f"{group:05d}.json")
+    out_url = layout.shards(source.name)
+    record_url = layout.shard_task_record(source.name, group)
+    clip_ids = [c.clip_id for c in clips]
     if io.exists(record_url):
         record = io.read_json(record_url)
-        if record.get("spec_hash") == spec_hash and all(
-            shards.shard_is_complete(io.join(out_url, info["name"]), info) for info in record["shards"]
+        if record.get("identity") == identity and record.get("clips") == clip_ids and all(
+            shards.shard_is_complete(io.join(out_url, _shard_name(info)), info) for info in record["shards"]
         ):
             log.info("group %d of %s already complete, skipped", group, source.name)
-            return record["shards"]
+            return list(record["shards"])
 
     realistic = cfg.degrade.realistic_params() if cfg.degrade.kind == "realistic" else None
     samples: list[Any] = []
@@ -100,9 +96,10 @@ def prepare_group(
             kind=cfg.degrade.kind,
             scale=cfg.degrade.scale,
             seed=cfg.seed,
-            clip_id=f"{source.name}/{ref.clip_id}",
+            clip_id=ref.clip_id,
             on_indivisible=cfg.degrade.on_indivisible,
             realistic=realistic,
+            dataset=source.name,
         )
         spans = window_starts(len(deg.hr), cfg.shards.window, cfg.shards.stride, cfg.shards.partial)
         for start, stop in spans:
@@ -120,8 +117,9 @@ def prepare_group(
                         "degradation": cfg.degrade.kind,
                         "degradation_params": deg.params,
                         "seed": cfg.seed,
-                        "spec_hash": spec_hash,
+                        "shards_identity": identity,
                         "source_url": ref.url,
+                        **({"clip_label": ref.label} if getattr(ref, "label", "") else {}),
                     },
                 )
             )
@@ -138,8 +136,15 @@ def prepare_group(
         batch_bytes += size
     if batch:
         infos.append(_write_part(out_url, source.name, group, part, batch))
-    io.write_json(record_url, {"spec_hash": spec_hash, "group": group, "clips": [c.clip_id for c in clips], "shards": infos})
+    io.write_json(record_url, {"identity": identity, "group": group, "clips": clip_ids, "shards": infos})
     return infos
+
+
+def _shard_name(info: Mapping[str, Any]) -> str:
+    """A shard name read back from a task record, checked before it becomes a path."""
+    from seeclear_bench.names import check_name
+
+    return check_name(info.get("name"), "shard name in a task record")
 
 
 def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int] = (64, 64), window: int = 5,
@@ -152,16 +157,30 @@ def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int
     from seeclear_bench.data.demo import write_demo_source
     from seeclear_bench.data.shards import write_manifest
     from seeclear_bench.data.sources import discover_clips
+    from seeclear_bench.identity import shards_identity
 
     src = io.join(root_url, "src")
     write_demo_source(src, frames=frames, size=size)
     cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
                                "shards": {"window": window, "max_samples_per_shard": max_samples_per_shard}})
-    out = io.join(root_url, shards_dir)
-    infos = prepare_group(cfg, cfg.data.sources[0], discover_clips(src, layout="clips", dataset="demo"), 0, out,
-                          spec_hash)
+    source = cfg.data.sources[0]
+    layout = _ShardsOnly(root_url, shards_dir)
+    infos = prepare_group(cfg, source, discover_clips(src, layout="clips", dataset="demo"), 0, layout,
+                          shards_identity(cfg, source))
+    out = layout.shards("demo")
     write_manifest(out, infos, spec_hash=spec_hash)
     return [io.join(out, info["name"]) for info in infos]
+
+
+class _ShardsOnly(RunLayout):
+    """A run layout whose shard set lives at ``<root>/<folder>`` (for :func:`prepare_demo_shards`)."""
+
+    def __init__(self, root: str, folder: str) -> None:
+        super().__init__(root)
+        self.folder = folder
+
+    def shards(self, dataset: str) -> str:
+        return self._under(self.folder)
 
 
 def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list[Any]) -> dict[str, Any]:
@@ -173,176 +192,209 @@ def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list
 
 
 # -- upscale -------------------------------------------------------------------------------------------------------
-def upscale_shard(shard_url: str, methods: Any, run_url: str, provenance: dict[str, Any]) -> dict[str, int]:
+def upscale_shard(shard: tuple[str, ShardDigest], shards_digest: str, methods: Any, layout: RunLayout,
+                  provenance: dict[str, Any]) -> dict[str, int]:
     """Run each method on every LR window of one shard; write predictions as PNG frames.
 
     Args:
+        shard: The shard's URL and the size and SHA-256 its manifest records (from :meth:`ShardSet.shards`); the
+            whole shard is read and verified before any prediction is written.
+        shards_digest: The shard set's content digest (:attr:`ShardSet.digest`), part of every record's identity.
         methods: The run's ``MethodsConfig`` (names, and the ``seeclear`` checkpoint settings).
+        layout: The run folder; predictions go to ``layout.predictions(method)``.
 
-    A window whose record exists, names the same method configuration (kernel, or checkpoint hash, steps and seed)
-    and whose frames still match their recorded checksums is skipped. Returns counts ``{"written": n, "skipped": n}``
-    of (method, window) pairs.
+    A window whose record exists, names the same identity (shard set digest and method configuration: kernel, or
+    checkpoint hash, steps and seed) and whose frames still match their recorded checksums is skipped. Returns counts
+    ``{"written": n, "skipped": n}`` of (method, window) pairs.
     """
     from seeclear_bench.data import shards
     from seeclear_bench.data.frames import encode_png
+    from seeclear_bench.identity import prediction_identity
     from seeclear_bench.methods import get_upscaler
 
+    url, digest = shard
     upscalers = {name: get_upscaler(name, methods) for name in methods.names}
-    described = {name: up.describe() for name, up in upscalers.items()}
+    identities = {name: prediction_identity(shards_digest, up.describe()) for name, up in upscalers.items()}
     counts = {"written": 0, "skipped": 0}
-    for sample in shards.iter_shard(shard_url, verify=True):
+    samples = list(shards.iter_shard(url, verify=True, expect=digest))  # verified whole before anything is written
+    for sample in samples:
         scale = int(sample.meta["scale"])
         for name, upscale in upscalers.items():
-            clip_url = predictions_url(run_url, name, sample.dataset, sample.clip_id)
-            record_url = io.join(clip_url, RECORDS_DIR, f"{sample.key}.json")
-            if verified_record(clip_url, record_url, described[name]) is not None:
+            predictions = layout.predictions(name)
+            record_url = predictions.record(sample.dataset, sample.clip_id, sample.key)
+            if verified_record(predictions, sample.dataset, sample.clip_id, record_url, identities[name]) is not None:
                 counts["skipped"] += 1
                 continue
             pred = upscale(sample.lr, scale, key=sample.key)
             if pred.shape != sample.hr.shape:
                 raise SeeClearError(f"method {name} produced {pred.shape} for {sample.key}, expected {sample.hr.shape}")
+            io.remove(record_url)  # a window being rewritten must not look complete
             checksums = {}
             for index, frame in zip(sample.frame_indices, pred):
                 data = encode_png(frame)
-                io.write_bytes(io.join(clip_url, frame_name(index)), data)
+                io.write_bytes(predictions.frame(sample.dataset, sample.clip_id, index), data)
                 checksums[frame_name(index)] = io.sha256_bytes(data)
             io.write_json(record_url, {
-                "method": name, "method_config": described[name], "dataset": sample.dataset, "clip": sample.clip_id,
-                "key": sample.key, "frames": checksums, "scale": scale, **provenance,
+                "method": name, "identity": identities[name], "method_config": identities[name]["method"],
+                "dataset": sample.dataset, "clip": sample.clip_id, "key": sample.key, "frames": checksums,
+                "scale": scale, **provenance,
             })
             counts["written"] += 1
     return counts
 
 
-def verified_record(folder: str, record_url: str, method_config: dict[str, Any]) -> dict[str, Any] | None:
-    """A prediction record that names ``method_config`` and whose every listed frame (``"frames"``: name -> SHA-256,
-    relative to ``folder``) exists and verifies; None otherwise (missing, other settings, or a damaged frame)."""
+def verified_record(predictions: PredictionSet, dataset: str, clip: str, record_url: str,
+                    identity: dict[str, Any]) -> dict[str, Any] | None:
+    """A prediction record that names ``identity`` and whose every listed frame (``"frames"``: name -> SHA-256, plain
+    names inside the clip's folder) exists and verifies; None otherwise (missing, other inputs or settings, or a
+    damaged frame)."""
     if not io.exists(record_url):
         return None
     record = io.read_json(record_url)
-    if record.get("method_config") != method_config or not record.get("frames"):
+    if not isinstance(record, dict) or record.get("identity") != identity or not record.get("frames"):
         return None
     for name, digest in record["frames"].items():
-        frame_url = io.join(folder, name)
+        frame_url = predictions.member(dataset, clip, name)
         if not io.exists(frame_url) or io.sha256_url(frame_url) != digest:
             return None
     return dict(record)
 
 
-def _reuse_or_score(part_url: str, key: dict[str, Any], score: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The rows kept at ``part_url`` when the record beside it (``.json``) equals ``key``; else ``score()``'s rows,
-    saved there with ``key`` written last (the record is removed first, so a half-rewritten part is never trusted)."""
+# -- evaluate ------------------------------------------------------------------------------------------------------
+def score_with_reuse(
+    part_url: str | None,
+    *,
+    dataset: str,
+    clip: str,
+    gt: tuple[str, Callable[[], np.ndarray]],
+    preds: Mapping[str, tuple[str, Callable[[], np.ndarray]]],
+    metrics: Sequence[str],
+    protocol_name: str,
+    frames: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Score one clip, reusing every (method, metric) result kept at ``part_url`` whose inputs are unchanged.
+
+    The rows are kept as ``part_url`` (``.parquet``) with a record beside it (``.json``): the protocol hash, the
+    SHA-256 digest of the ground-truth frames and of each method's frames, and each metric's hash. A later call
+    scores only the (method, metric) pairs whose method frames, metric hash, ground truth or protocol changed, or that
+    were not scored before: adding a metric scores that metric only, adding a method that method only. The record is
+    removed before the part is rewritten and written last, so a half-rewritten part is never trusted.
+
+    Args:
+        part_url: Where the clip's rows are kept; None: always score everything, keep nothing.
+        gt: (digest of the ground-truth frames, a loader of ``(t h w 3)`` uint8 frames).
+        preds: ``{method: (digest of its frames, loader)}``; loaders run only when that method is scored.
+        frames: The clip's frame numbers for the rows (default ``0..t-1``).
+
+    Returns:
+        The clip's rows of the per-frame table for ``preds`` x ``metrics`` (and the ground truth's own rows for the
+        metrics that read the prediction alone), ``metric_hash`` included.
+    """
+    from seeclear_bench.metrics.protocols import get_protocol
+    from seeclear_bench.metrics.registry import get_metric
+    from seeclear_bench.metrics.scoring import GT_METHOD, row_metric_hash, score_clip
     from seeclear_bench.metrics.tables import read_table, write_parquet
 
-    record_url = part_url.removesuffix(".parquet") + ".json"
-    if io.exists(record_url) and io.read_json(record_url) == key and io.exists(part_url):
-        return read_table(part_url)
-    io.remove(record_url)
-    rows = score()
-    write_parquet(rows, part_url)
-    io.write_json(record_url, key)
+    protocol = get_protocol(protocol_name)
+    metric_hashes = {m: row_metric_hash(m) for m in metrics}
+    gt_only = [m for m in metrics if get_metric(m).reference == "none"]
+    digests = {**{name: d for name, (d, _) in preds.items()}, GT_METHOD: gt[0]}
+    record = {"protocol_hash": protocol.hash, "gt": gt[0], "methods": digests, "metrics": metric_hashes}
+
+    old_rows: pd.DataFrame | None = None
+    kept: set[tuple[str, str]] = set()
+    record_url = part_url.removesuffix(".parquet") + ".json" if part_url else None
+    if part_url and record_url and io.exists(record_url) and io.exists(part_url):
+        old = io.read_json(record_url)
+        if isinstance(old, dict) and old.get("protocol_hash") == protocol.hash and old.get("gt") == gt[0]:
+            old_methods, old_metrics = old.get("methods") or {}, old.get("metrics") or {}
+            for name, digest in digests.items():
+                wanted = gt_only if name == GT_METHOD else metrics
+                kept |= {(name, m) for m in wanted
+                         if old_methods.get(name) == digest and old_metrics.get(m) == metric_hashes[m]}
+            if kept:
+                old_rows = read_table(part_url)
+    needed = {name: [m for m in metrics if (name, m) not in kept] for name in preds}
+    gt_needed = [m for m in gt_only if (GT_METHOD, m) not in kept]
+    if not any(needed.values()) and not gt_needed and old_rows is not None:
+        return _select_rows(old_rows, kept)
+
+    gt_frames = gt[1]()
+    parts = [] if old_rows is None else [_select_rows(old_rows, kept)]
+    by_metrics: dict[tuple[str, ...], list[str]] = {}
+    for name, todo_list in needed.items():
+        if todo_list:
+            by_metrics.setdefault(tuple(todo_list), []).append(name)
+    for todo, names in by_metrics.items():
+        parts.append(score_clip({n: preds[n][1]() for n in names}, gt_frames, dataset=dataset, clip=clip,
+                                metrics=list(todo), protocol=protocol, frames=frames, gt_reference=False))
+    if gt_needed:
+        parts.append(score_clip({GT_METHOD: gt_frames}, gt_frames, dataset=dataset, clip=clip, metrics=gt_needed,
+                                protocol=protocol, frames=frames, gt_reference=False))
+    rows = pd.concat(parts, ignore_index=True)
+    if part_url and record_url:
+        io.remove(record_url)
+        write_parquet(rows, part_url)
+        io.write_json(record_url, record)
     return rows
 
 
-# -- evaluate ------------------------------------------------------------------------------------------------------
-def metrics_part_url(run_url: str, dataset: str, clip_id: str) -> str:
-    return io.join(run_url, "metrics", "parts", dataset, f"{clip_id}.parquet")
+def _select_rows(rows: pd.DataFrame, pairs: set[tuple[str, str]]) -> pd.DataFrame:
+    keep = [(m, x) in pairs for m, x in zip(rows["method"], rows["metric"])]
+    return rows[keep].reset_index(drop=True)
+
+
+def _frames_digest(frames: Sequence[bytes] | np.ndarray) -> str:
+    """SHA-256 over the SHA-256 of each frame (encoded bytes, or a decoded array's raw bytes), in order."""
+    items = [io.sha256_bytes(f if isinstance(f, bytes) else np.ascontiguousarray(f).tobytes()) for f in frames]
+    return io.sha256_bytes("\n".join(items).encode("ascii"))
 
 
 def score_clip_from_shards(
-    dataset: str,
-    clip_id: str,
-    shard_urls: Sequence[str],
+    clip: Any,
     methods: Sequence[str],
-    run_url: str,
+    layout: RunLayout,
     metrics: Sequence[str],
     protocol_name: str,
 ) -> pd.DataFrame:
-    """Score every method's prediction of one clip against the clip's HR frames from its shards.
+    """Score every method's prediction of one clip (``layout.predictions(method)``) against the clip's HR frames.
 
-    Resumable: the rows are saved as ``metrics/parts/<dataset>/<clip>.parquet`` with a record of the protocol hash,
-    the metric hashes and the SHA-256 of every scored frame; a later call with the same protocol, metrics and
-    identical frames reads them back instead of scoring again.
+    Args:
+        clip: The clip's :class:`~seeclear_bench.data.shardset.ShardClip` (its shards are verified as they are read).
+
+    Resumable per (method, metric) through :func:`score_with_reuse`, kept as ``metrics/parts/<dataset>/<clip>``.
 
     Returns:
         The clip's rows of the per-frame table (``metric_hash`` included).
     """
-    from seeclear_bench.data import shards
     from seeclear_bench.data.frames import decode_frame
-    from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.scoring import (
-        digest_frames,
-        row_metric_hash,
-        score_clip,
-    )
 
-    protocol = get_protocol(protocol_name)
-    hr: dict[int, np.ndarray] = {}
-    for url in shard_urls:
-        for sample in shards.iter_shard(url, verify=True):
-            if sample.clip_id == clip_id:
-                hr.update(zip(sample.frame_indices, sample.hr))
-    if not hr:
-        raise SeeClearError(f"no samples of clip {clip_id!r} in the shards of {dataset}")
-    numbers = sorted(hr)
-    gt = np.stack([hr[i] for i in numbers])
+    numbers, gt = clip.frames("hr")
     encoded: dict[str, list[tuple[str, bytes]]] = {}
-    checksums = {"gt": [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in gt]}
     for name in methods:
-        clip_url = predictions_url(run_url, name, dataset, clip_id)
-        encoded[name] = [(url, io.read_bytes(url)) for url in (io.join(clip_url, frame_name(i)) for i in numbers)]
-        checksums[name] = [io.sha256_bytes(data) for _, data in encoded[name]]
-    key = {"protocol_hash": protocol.hash, "metrics": {m: row_metric_hash(m) for m in metrics},
-           "frames": digest_frames(checksums)}
+        predictions = layout.predictions(name)
+        urls = [predictions.frame(clip.dataset, clip.clip_id, i) for i in numbers]
+        encoded[name] = [(url, io.read_bytes(url)) for url in urls]
 
-    def score() -> pd.DataFrame:  # frames are decoded only when the clip is scored, not when its part is reused
-        preds = {name: np.stack([decode_frame(data, name=url) for url, data in pairs]) for name, pairs in encoded.items()}
-        return score_clip(preds, gt, dataset=dataset, clip=clip_id, metrics=metrics, protocol=protocol, frames=numbers)
+    def loader(pairs: list[tuple[str, bytes]]) -> Callable[[], np.ndarray]:
+        return lambda: np.stack([decode_frame(data, name=url) for url, data in pairs])
 
-    return _reuse_or_score(metrics_part_url(run_url, dataset, clip_id), key, score)
-
-
-@dataclass(frozen=True)
-class ShardClipRef:
-    """One clip of a prepared shard set, used as a clip source (its ``hr`` frames, in frame order)."""
-
-    dataset: str
-    clip_id: str
-    shard_urls: tuple[str, ...]
-
-
-def shard_clips(url: str, dataset: str) -> dict[str, ShardClipRef]:
-    """The clips of the shard set at ``url`` (a folder holding ``manifest.json``)."""
-    from seeclear_bench.data import shards
-
-    manifest = shards.read_manifest(url)
-    names = [info["name"] for info in manifest["shards"]]
-    index = manifest.get("extra", {}).get("clip_shards")
-    if index is None:
-        index = {}
-        for name in names:
-            for sample in shards.iter_shard(io.join(url, name), verify=False):
-                index.setdefault(sample.clip_id, []).append(name)
-    return {clip: ShardClipRef(dataset, clip, tuple(io.join(url, n) for n in dict.fromkeys(found)))
-            for clip, found in sorted(index.items())}
+    preds = {name: (_frames_digest([d for _, d in pairs]), loader(pairs)) for name, pairs in encoded.items()}
+    return score_with_reuse(layout.metrics_part(clip.dataset, clip.clip_id), dataset=clip.dataset, clip=clip.clip_id,
+                            gt=(_frames_digest(gt), lambda: gt), preds=preds, metrics=metrics,
+                            protocol_name=protocol_name, frames=numbers)
 
 
 def load_clip(ref: Any) -> np.ndarray:
-    """Frames of a ``ClipRef`` (folder or video) or of a :class:`ShardClipRef` (hr frames, verified)."""
-    if not isinstance(ref, ShardClipRef):
-        from seeclear_bench.data.sources import read_clip
+    """Frames of a ``ClipRef`` (folder or video) or of a :class:`~seeclear_bench.data.shardset.ShardClip` (its hr
+    frames, verified)."""
+    from seeclear_bench.data.shardset import ShardClip
 
-        return read_clip(ref)
-    from seeclear_bench.data import shards
+    if isinstance(ref, ShardClip):
+        return ref.frames("hr")[1]
+    from seeclear_bench.data.sources import read_clip
 
-    frames: dict[int, np.ndarray] = {}
-    for url in ref.shard_urls:
-        for sample in shards.iter_shard(url, verify=True):
-            if sample.clip_id == ref.clip_id:
-                frames.update(zip(sample.frame_indices, sample.hr))
-    if not frames:
-        raise SeeClearError(f"no samples of clip {ref.clip_id!r} in {', '.join(ref.shard_urls)}")
-    return np.stack([frames[i] for i in sorted(frames)])
+    return read_clip(ref)
 
 
 def score_clip_pair(
@@ -357,32 +409,20 @@ def score_clip_pair(
 ) -> pd.DataFrame:
     """Score one predicted clip against its ground truth, for outside methods' predictions.
 
-    Each side is a ``ClipRef`` (frames folder or video) or a :class:`ShardClipRef` (a clip of a shard set).
-    Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make them fit.
+    Each side is a ``ClipRef`` (frames folder or video) or a :class:`~seeclear_bench.data.shardset.ShardClip` (a
+    clip of a shard set). Frame counts and sizes must match exactly: nothing is cropped, padded or truncated to make
+    them fit.
 
     Args:
-        part_url: where to keep the clip's rows (``.parquet``) and, beside them, a record (``.json``) of the method,
-            protocol hash, metric hashes and the SHA-256 of every decoded frame on both sides; a later call whose
-            record matches reads the rows back instead of scoring again. None: always score, keep nothing.
+        part_url: where to keep the clip's rows (:func:`score_with_reuse`); None: always score, keep nothing.
     """
-    from seeclear_bench.metrics.protocols import get_protocol
-    from seeclear_bench.metrics.scoring import digest_frames, row_metric_hash, score_clip
-
     pred_frames, gt_frames = load_clip(pred), load_clip(gt)
     if len(pred_frames) != len(gt_frames):
         raise SeeClearError(
-            f"clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth {len(gt_frames)}"
+            f"dataset {dataset}, clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth "
+            f"{len(gt_frames)}"
         )
-    protocol = get_protocol(protocol_name)
-
-    def score() -> pd.DataFrame:
-        return score_clip({method: pred_frames}, gt_frames, dataset=dataset, clip=gt.clip_id, metrics=metrics,
-                          protocol=protocol)
-
-    if part_url is None:
-        return score()
-    checksums = {side: [io.sha256_bytes(np.ascontiguousarray(f).tobytes()) for f in frames]
-                 for side, frames in (("pred", pred_frames), ("gt", gt_frames))}
-    key = {"method": method, "dataset": dataset, "clip": gt.clip_id, "protocol_hash": protocol.hash,
-           "metrics": {m: row_metric_hash(m) for m in metrics}, "frames": digest_frames(checksums)}
-    return _reuse_or_score(part_url, key, score)
+    return score_with_reuse(part_url, dataset=dataset, clip=gt.clip_id,
+                            gt=(_frames_digest(gt_frames), lambda: gt_frames),
+                            preds={method: (_frames_digest(pred_frames), lambda: pred_frames)}, metrics=metrics,
+                            protocol_name=protocol_name)

@@ -42,10 +42,14 @@ LOG_COLUMNS: Final = ("step", "epoch", "loss", "lr", "grad_norm", "seconds")
 _FLUSH_EVERY: Final = 50
 
 
-def resolve_shards(shards: str | Sequence[str]) -> list[str]:
-    """Shard URLs from a list, a folder with ``manifest.json``, a folder of ``*.tar`` or a glob pattern."""
-    from seeclear_bench.data.shards import manifest_shard_urls
+def resolve_shards(shards: str | Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """Shard URLs from a list, a folder with ``manifest.json``, a folder of ``*.tar`` or a glob pattern, and the
+    size and SHA-256 the manifest records per URL (a shard set is read through :class:`ShardSet`, and every shard is
+    checked as it streams; bare tars, globs and lists have no manifest, so only their frames' own digests are checked).
+    """
+    from seeclear_bench.data.shardset import ShardSet
 
+    expect: dict[str, Any] = {}
     if not isinstance(shards, str):
         urls = [str(u) for u in shards]
     elif any(ch in shards for ch in "*?["):
@@ -53,12 +57,13 @@ def resolve_shards(shards: str | Sequence[str]) -> list[str]:
     elif shards.endswith(".tar"):
         urls = [shards]
     elif io.exists(io.join(shards, "manifest.json")):
-        urls = manifest_shard_urls(shards)
+        shard_set = ShardSet.open(shards)
+        urls, expect = shard_set.shard_urls(), shard_set.expected()
     else:
         urls = io.glob(io.join(shards, "*.tar"))
     if not urls:
         raise SeeClearError(f"no shards found at {shards!r}: expected shard URLs, a folder with manifest.json or *.tar")
-    return urls
+    return urls, expect
 
 
 def _seed(*parts: int) -> int:
@@ -155,7 +160,7 @@ def train(
         raise SeeClearError(
             f"checkpoint_every and keep_checkpoints must be >= 1, got {checkpoint_every} and {keep_checkpoints}"
         )
-    urls = resolve_shards(shard_urls)
+    urls, expect = resolve_shards(shard_urls)
     io.check_writable(out_url)
     log_url = io.join(out_url, LOG_CSV)
 
@@ -213,7 +218,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     stop = step >= cfg.steps
     while not stop:
-        dataset = make_webdataset(urls, shuffle=True, seed=cfg.seed + epoch)
+        dataset = make_webdataset(urls, shuffle=True, seed=cfg.seed + epoch, expect=expect)
         loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
         seen = 0
         for sample in loader:

@@ -26,7 +26,8 @@ def ray_session():
     """One local Ray instance for the whole session (2 CPUs, no dashboard)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        # "local": a new instance of our own even when another local Ray runs on the machine (ray.init() would join it)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield ray
     ray.shutdown()
 

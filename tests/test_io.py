@@ -52,8 +52,11 @@ def test_unwritable_output(tmp_path):
 def test_unwritable_output_file_in_the_way(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(SeeClearError, match="not writable"):
+    with pytest.raises(SeeClearError, match=rf"expected a folder at {blocker} \(a parent of the output folder .*\), "
+                                            "found a file"):
         io.check_writable(str(blocker / "run"))
+    with pytest.raises(SeeClearError, match=rf"expected a folder at {blocker} \(the output folder\), found a file"):
+        io.check_writable(str(blocker))
 
 
 def test_http_is_read_only():

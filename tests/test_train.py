@@ -51,8 +51,9 @@ def _log(run: Path) -> list[dict[str, str]]:
 
 def test_resolve_shards(shard_dir) -> None:
     want = [f"{shard_dir}/shard-000000.tar", f"{shard_dir}/shard-000001.tar"]
-    assert resolve_shards(shard_dir) == want
-    assert resolve_shards(f"{shard_dir}/*.tar") == want
+    urls, expect = resolve_shards(shard_dir)  # a shard set: its manifest's digests are checked while streaming
+    assert urls == want and sorted(expect) == want and all(len(d.sha256) == 64 for d in expect.values())
+    assert resolve_shards(f"{shard_dir}/*.tar") == (want, {})  # bare tars: nothing recorded to check them against
     with pytest.raises(SeeClearError, match="no shards found"):
         resolve_shards(str(Path(shard_dir) / "nothing"))
 

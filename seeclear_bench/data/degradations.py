@@ -351,6 +351,7 @@ def degrade_clip(
     clip_id: str,
     on_indivisible: Literal["crop", "error"] = "crop",
     realistic: RealisticParams | None = None,
+    dataset: str = "",
 ) -> Degraded:
     """Make the LR clip of an HR clip with a named, seeded recipe.
 
@@ -362,12 +363,15 @@ def degrade_clip(
         clip_id: stable clip identifier (e.g. ``"REDS/000"``).
         on_indivisible: ``"crop"`` modcrops HR (recorded as ``cropped_from``); ``"error"`` raises.
         realistic: ranges for ``kind="realistic"`` (default :class:`RealisticParams`).
+        dataset: name of the clip's dataset, used only to say which clip an error is about (it changes neither the
+            random choices nor ``params``).
 
     Returns:
         :class:`Degraded` with ``lr`` ``(t h/s w/s 3)`` uint8, the (possibly cropped) ``hr`` and ``params``.
 
     Raises:
-        SeeClearError: bad input, kind, scale or indivisible size with ``on_indivisible="error"``.
+        SeeClearError: bad input, kind or scale; frames smaller than the scale (naming the dataset and clip); or an
+            indivisible size with ``on_indivisible="error"``.
     """
     if kind not in KINDS:
         raise SeeClearError(f"kind must be one of {list(KINDS)}, got {kind!r}{did_you_mean(str(kind), KINDS)}")
@@ -383,15 +387,19 @@ def degrade_clip(
     scale = int(scale)
     rng = clip_rng(seed, clip_id)
     t, h0, w0, _ = arr.shape
+    where = f"dataset {dataset}, clip {clip_id}" if dataset else f"clip {clip_id}"
+    if h0 < scale or w0 < scale:  # checked first: cropping to a multiple of the scale would leave nothing
+        raise SeeClearError(
+            f"{where}: frames are {h0}x{w0} (h x w), smaller than the scale {scale}, so no LR pixel can be made; "
+            "leave the clip out (data.sources clips) or lower degrade.scale"
+        )
     cropped_from = None
     if h0 % scale or w0 % scale:
         if on_indivisible == "error":
-            raise SeeClearError(f"HR frames {h0}x{w0} of clip {clip_id!r} are not divisible by scale {scale}; crop "
-                                f"them to {h0 - h0 % scale}x{w0 - w0 % scale} or pass on_indivisible='crop'")
+            raise SeeClearError(f"{where}: HR frames {h0}x{w0} are not divisible by scale {scale}; crop them to "
+                                f"{h0 - h0 % scale}x{w0 - w0 % scale} or pass on_indivisible='crop'")
         arr = np.ascontiguousarray(modcrop(arr, scale))
         cropped_from = [h0, w0]
-    elif scale > h0 or scale > w0:
-        raise SeeClearError(f"HR frames {h0}x{w0} are smaller than scale {scale}")
     params: dict[str, Any] = {"kind": kind, "scale": scale, "seed": int(seed), "clip_id": clip_id,
                               "cropped_from": cropped_from, "hr_shape": list(arr.shape[:3])}
     match kind:

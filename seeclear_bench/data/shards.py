@@ -25,6 +25,7 @@ from seeclear_bench import io
 from seeclear_bench.data import schema
 from seeclear_bench.data.frames import decode_frame, encode_png
 from seeclear_bench.errors import SeeClearError
+from seeclear_bench.names import check_name
 
 if TYPE_CHECKING:
     import webdataset
@@ -66,6 +67,8 @@ class Sample:
 
     def __post_init__(self) -> None:
         schema.check_key(self.key)
+        check_name(self.dataset, f"dataset name of sample {self.key}")
+        check_name(self.clip_id, f"clip name of sample {self.key}")
         for name, clip in ((schema.LR_FIELD, self.lr), (schema.HR_FIELD, self.hr)):
             if not isinstance(clip, np.ndarray) or clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
                 found = f"{clip.dtype} {clip.shape}" if isinstance(clip, np.ndarray) else type(clip).__name__
@@ -309,11 +312,6 @@ def read_manifest(dir_url: str) -> dict[str, Any]:
     return manifest
 
 
-def manifest_shard_urls(dir_url: str) -> list[str]:
-    """URLs of the shards listed in the manifest of ``dir_url``, in manifest (name) order."""
-    return [io.join(dir_url, entry["name"]) for entry in read_manifest(dir_url)["shards"]]
-
-
 def shard_is_complete(url: str, info: ShardInfo | Mapping[str, Any]) -> bool:
     """True when the shard at ``url`` exists with the size and SHA-256 recorded in ``info`` (for resuming).
 
@@ -329,26 +327,76 @@ def shard_is_complete(url: str, info: ShardInfo | Mapping[str, Any]) -> bool:
 
 
 # -- reading ----------------------------------------------------------------------------------------------------
-def _iter_members(url: str) -> Iterator[tuple[str, str, bytes]]:
+class _HashingReader:
+    """Read-only file wrapper hashing every byte of the file exactly once, in order, whatever tarfile seeks.
+
+    A forward seek past the bytes hashed so far reads (and hashes) the gap; a backward seek re-reads bytes that are
+    not hashed again. After the file is read to its end, :attr:`digest` is the SHA-256 of the whole file.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.pos, self.hashed, self.digest = raw, 0, 0, hashlib.sha256()
+
+    def _absorb(self, start: int, data: bytes) -> None:
+        if start + len(data) > self.hashed:
+            self.digest.update(data[max(0, self.hashed - start):])
+            self.hashed = start + len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self._absorb(self.pos, data)
+        self.pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else self.pos + offset if whence == 1 else self.raw.seek(offset, whence)
+        if target > self.hashed:
+            self.raw.seek(self.hashed)
+            self.pos = self.hashed
+            while self.pos < target and (block := self.raw.read(min(_CHUNK, target - self.pos))):
+                self._absorb(self.pos, block)
+                self.pos += len(block)
+        self.raw.seek(target)
+        self.pos = target
+        return target
+
+    def tell(self) -> int:
+        return self.pos
+
+
+@dataclass(frozen=True)
+class ShardDigest:
+    """What a manifest records of one shard, checked while the shard is read: its size and SHA-256."""
+
+    n_bytes: int
+    sha256: str
+
+
+def _iter_members(url: str, expect: ShardDigest | None = None) -> Iterator[tuple[str, str, bytes]]:
     """Yield ``(key, member, data)`` for every regular file of the tar at ``url``, checking the archive's integrity.
 
     Python's tarfile stops silently at a damaged or missing header; so after the last member the rest of the file must
-    be the end-of-archive zero blocks, otherwise the shard is truncated or corrupt.
+    be the end-of-archive zero blocks, otherwise the shard is truncated or corrupt. With ``expect``, the whole file's
+    SHA-256 is computed as it is read (no second pass) and compared once the file is read to its end: a shard whose
+    bytes differ from its manifest raises before the caller's iteration finishes.
     """
     fs, path = io.split(url)
     try:
         handle = fs.open(path, "rb")
     except FileNotFoundError as exc:
         raise SeeClearError(f"expected a shard at {url}, found nothing; check the URL or run prepare again") from exc
+    except (IsADirectoryError, PermissionError) as exc:
+        raise SeeClearError(f"cannot read the shard {url}: {exc.__class__.__name__}") from exc
     with handle:
+        reader = _HashingReader(handle)
         done: set[str] = set()
         current: str | None = None
         members: set[str] = set()
         try:
-            with tarfile.open(fileobj=handle, mode="r:") as tar:
+            with tarfile.open(fileobj=reader, mode="r:") as tar:  # type: ignore[call-overload]
                 while (info := tar.next()) is not None:
                     # tarfile keeps every header otherwise; typeshed omits the (documented-by-use) attribute
-                    tar.members.clear()  # type: ignore[attr-defined]
+                    tar.members.clear()
                     if not info.isfile():
                         continue
                     key, member = schema.split_tar_name(info.name)
@@ -364,16 +412,33 @@ def _iter_members(url: str) -> Iterator[tuple[str, str, bytes]]:
                     members.add(member)
                     extracted = tar.extractfile(info)
                     assert extracted is not None  # regular file
-                    yield key, member, extracted.read()
+                    data = extracted.read()
+                    if expect is not None and reader.hashed > expect.n_bytes:
+                        break  # longer than recorded: reported by the digest check below
+                    yield key, member, data
                 end = tar.offset
         except (tarfile.TarError, EOFError, ValueError) as exc:
             if isinstance(exc, SeeClearError):
                 raise
-            raise SeeClearError(f"shard {url} is truncated or corrupt ({exc}); delete it and run prepare again") from exc
-        handle.seek(end)
-        intact = handle.read(tarfile.BLOCKSIZE) == _ZERO_BLOCK
-        while intact and (chunk := handle.read(_CHUNK)):
-            intact = chunk.count(0) == len(chunk)
+            if expect is None:
+                raise SeeClearError(f"shard {url} is truncated or corrupt ({exc}); delete it and run prepare again") \
+                    from exc
+            end = -1
+        if end >= 0:
+            reader.seek(end)
+            intact = reader.read(tarfile.BLOCKSIZE) == _ZERO_BLOCK
+            while intact and (chunk := reader.read(_CHUNK)):
+                intact = chunk.count(0) == len(chunk)
+        else:
+            intact = False
+        if expect is not None:
+            while reader.read(_CHUNK):
+                pass
+            found = reader.digest.hexdigest()
+            if found != expect.sha256 or reader.hashed != expect.n_bytes:
+                raise SeeClearError(f"shard {url} fails its SHA-256 check: expected {expect.sha256}, found {found} "
+                                    f"({reader.hashed} bytes, manifest says {expect.n_bytes}); the shard differs from "
+                                    "its manifest: run prepare again")
         if not intact:
             raise SeeClearError(f"shard {url} is truncated or corrupt after byte {end} (no end-of-archive marker); "
                                 "delete it and run prepare again")
@@ -429,12 +494,17 @@ def decode_members(url: str, key: str, members: Mapping[str, bytes], *, verify: 
     return _decode_members(url, key, members, verify=verify)[0]
 
 
-def iter_shard(url: str, *, verify: bool = True) -> Iterator[Sample]:
+def iter_shard(url: str, *, verify: bool = True, expect: ShardDigest | None = None,
+               clip: str | None = None) -> Iterator[Sample]:
     """Read the samples of one shard in tar order.
 
     Args:
         url: The shard (any fsspec URL or local path).
         verify: Check every frame against the SHA-256 recorded in its sample's ``meta.json``.
+        expect: The shard's size and SHA-256 from its manifest, checked while the tar streams (the last sample is
+            yielded only after the whole file verified). Readers of a shard set go through
+            :class:`seeclear_bench.data.shardset.ShardSet`, which passes it.
+        clip: Only the samples of this clip are decoded and yielded (the others are still read, and verified).
 
     Yields:
         Each :class:`Sample`, with ``meta`` as the writer's caller gave it.
@@ -445,15 +515,26 @@ def iter_shard(url: str, *, verify: bool = True) -> Iterator[Sample]:
     """
     key: str | None = None
     members: dict[str, bytes] = {}
-    stream = _iter_members(url)
+    stream = _iter_members(url, expect)
     for member_key, member, data in stream:
         if member_key != key:
-            if key is not None:
+            if key is not None and _wanted(members, clip):
                 yield _decode_or_explain(url, key, members, verify, stream)
             key, members = member_key, {}
         members[member] = data
-    if key is not None:
+    if key is not None and _wanted(members, clip):
+        # the stream is exhausted here, so the whole-file check (``expect``) has passed before the last sample
         yield _decode_or_explain(url, key, members, verify, stream)
+
+
+def _wanted(members: Mapping[str, bytes], clip: str | None) -> bool:
+    """Whether a sample belongs to ``clip`` (None: every sample), read from its meta without decoding frames."""
+    if clip is None:
+        return True
+    try:
+        return bool(json.loads(members[schema.META_MEMBER].decode("utf-8")).get(schema.META_CLIP) == clip)
+    except (KeyError, UnicodeDecodeError, ValueError, AttributeError):
+        return True  # let the decoder report what is wrong with the sample
 
 
 def _decode_or_explain(url: str, key: str, members: Mapping[str, bytes], verify: bool,
@@ -469,15 +550,17 @@ def _decode_or_explain(url: str, key: str, members: Mapping[str, bytes], verify:
 
 
 # -- WebDataset / torch -------------------------------------------------------------------------------------------
-def _fsspec_tar_members(sources: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _fsspec_tar_members(sources: Iterator[dict[str, Any]], *,
+                        expect: Mapping[str, ShardDigest] | None = None) -> Iterator[dict[str, Any]]:
     """WebDataset stage: ``{url}`` -> ``{fname, data, __url__}`` per member, then ``{}`` at the end of each shard.
 
     Stands in for WebDataset's ``url_opener`` + ``tar_file_expander`` (whose ``gopen`` knows no fsspec schemes and
-    whose streaming tar reader stops silently at a damaged header) with the checked fsspec reader above.
+    whose streaming tar reader stops silently at a damaged header) with the checked fsspec reader above; with
+    ``expect`` each shard's SHA-256 is checked as it streams.
     """
     for source in sources:
         url = source["url"]
-        for key, member, data in _iter_members(url):
+        for key, member, data in _iter_members(url, (expect or {}).get(url)):
             yield {"fname": schema.tar_name(key, member), "data": data, schema.WDS_URL: url}
         yield {}
 
@@ -505,7 +588,7 @@ def _to_torch(raw: dict[str, Any], *, verify: bool) -> dict[str, Any]:
 
 def make_webdataset(
     urls: Sequence[str], *, shuffle: bool = False, seed: int = 0, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-    verify: bool = True, split_by_node: bool = True,
+    verify: bool = True, split_by_node: bool = True, expect: Mapping[str, ShardDigest] | None = None,
 ) -> webdataset.DataPipeline:
     """A WebDataset pipeline over shards at fsspec URLs, yielding torch-ready samples.
 
@@ -522,6 +605,8 @@ def make_webdataset(
         shuffle_buffer: Samples held by the sample shuffle (raw PNG bytes, decoded after shuffling).
         verify: Check every frame's SHA-256 against its ``meta.json``.
         split_by_node: Split shards across torch.distributed ranks (a no-op in a single process).
+        expect: Size and SHA-256 per shard URL (:meth:`ShardSet.expected <seeclear_bench.data.shardset.ShardSet>`),
+            checked while each shard streams; a shard whose bytes differ fails at its end.
 
     Returns:
         A ``webdataset.DataPipeline`` (an ``IterableDataset``) of dicts ``{"key": str, "lr": (t c h w) float32,
@@ -535,7 +620,7 @@ def make_webdataset(
     stages: list[Any] = [wds.SimpleShardList(urls, seed=seed if shuffle else None)]
     if split_by_node:
         stages.append(wds.split_by_node)
-    stages += [wds.split_by_worker, _fsspec_tar_members, _group_members]
+    stages += [wds.split_by_worker, functools.partial(_fsspec_tar_members, expect=dict(expect or {})), _group_members]
     if shuffle:
         stages.append(wds.shuffle(shuffle_buffer, initial=shuffle_buffer, seed=seed))
     stages.append(wds.map(functools.partial(_to_torch, verify=verify)))

@@ -16,14 +16,17 @@ Frames are PNG/JPEG/BMP files sorted numerically (``2.png`` before ``10.png``). 
 HTML index page, as fsspec does; servers without such pages only work for single video files and explicit
 ``ClipRef.frame_urls``.
 
-Imports numpy only at module level; video decoding (:mod:`seeclear_bench.data.video`) is imported when needed.
+Imports numpy and fsspec only at module level; video decoding (:mod:`seeclear_bench.data.video`) is imported when needed.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import posixpath
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -31,10 +34,13 @@ from typing import Final, Literal
 from urllib.parse import unquote
 
 import numpy as np
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from seeclear_bench import io
 from seeclear_bench.data.frames import decode_frame, is_image_name
 from seeclear_bench.errors import SeeClearError, did_you_mean
+from seeclear_bench.names import check_name, plain_slug
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ class ClipRef:
         url: The clip's folder of frames (``kind="frames"``) or its video file (``kind="video"``).
         kind: ``"frames"`` or ``"video"``.
         frame_urls: The frame files in display order; empty means "list ``url`` when reading".
+        label: The clip's original name when it is not a plain name (:func:`seeclear_bench.names.plain_slug` made
+            ``clip_id`` from it); empty otherwise.
     """
 
     dataset: str
@@ -87,6 +95,11 @@ class ClipRef:
     url: str
     kind: Literal["frames", "video"]
     frame_urls: tuple[str, ...] = ()
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.dataset, "dataset name")
+        check_name(self.clip_id, f"clip name in dataset {self.dataset}")
 
 
 def natural_key(name: str) -> tuple:
@@ -105,8 +118,17 @@ def _name(url: str) -> str:
     return unquote(base) if _is_http(url) else base
 
 
-def _list(url: str) -> tuple[list[str], list[str]]:
-    """(sub-folder URLs, file URLs) directly inside folder ``url``, naturally sorted; hidden names skipped."""
+def _scan(url: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(sub-folder URLs, file URLs, skipped (URL, reason)) directly inside folder ``url``; hidden names skipped.
+
+    Symbolic links are followed (fsspec's local ``ls`` reports them as type ``other``): a link to a folder is a
+    folder, a link to a file is a file. A broken link or an entry that is neither file nor folder (socket, FIFO) is
+    returned in ``skipped`` with the reason, so that callers say what they leave out.
+
+    Raises:
+        SeeClearError: ``url`` cannot be listed, or an entry is a link loop (``a -> a``) or a link to a folder that
+            contains it (a cycle a recursive walk would follow forever).
+    """
     fs, path = io.split(url.rstrip("/") + "/" if _is_http(url) else url)
     try:
         entries = fs.ls(path, detail=True)
@@ -114,16 +136,62 @@ def _list(url: str) -> tuple[list[str], list[str]]:
         raise SeeClearError(f"expected a folder at {url!r}, found nothing; check the path") from exc
     except (NotADirectoryError, PermissionError) as exc:
         raise SeeClearError(f"cannot list folder {url!r}: {exc.__class__.__name__}") from exc
+    except OSError as exc:
+        reason = "it is a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or exc.__class__.__name__)
+        raise SeeClearError(f"cannot list folder {url!r}: {reason}; fix the path or the link") from exc
     dirs: list[str] = []
     files: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for entry in entries:
         name = entry["name"]
         base = posixpath.basename(name.rstrip("/"))
         if not base or base.startswith(".") or name.rstrip("/") == path.rstrip("/"):
             continue
         child = name.rstrip("/") if _is_http(url) else io.join(url, base)
-        (dirs if entry.get("type") == "directory" else files).append(child)
-    return sorted(dirs, key=_url_key), sorted(files, key=_url_key)
+        kind = entry.get("type")
+        if kind not in ("directory", "file"):
+            kind, reason = _resolve_special(fs, path, name, child, entry)
+            if kind is None:
+                skipped.append((child, reason))
+                continue
+        (dirs if kind == "directory" else files).append(child)
+    return sorted(dirs, key=_url_key), sorted(files, key=_url_key), sorted(skipped, key=lambda s: _url_key(s[0]))
+
+
+def _resolve_special(
+    fs: AbstractFileSystem, parent: str, name: str, child: str, entry: Mapping[str, object]
+) -> tuple[Literal["directory", "file"] | None, str]:
+    """What a non-file, non-folder entry of folder ``parent`` stands for: (kind, "") or (None, why it is skipped)."""
+    if not entry.get("islink") or not isinstance(fs, LocalFileSystem):
+        return None, f"it is neither a file nor a folder (type {entry.get('type')!r})"
+    target = entry.get("destination", "?")
+    try:
+        mode = os.stat(name).st_mode  # follows the whole chain of links
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeeClearError(
+                f"{child!r} is a symbolic link loop (-> {target!r} never reaches a file or folder); fix or remove the link"
+            ) from exc
+        return None, f"it is a broken symbolic link to {target!r} ({exc.strerror or exc.__class__.__name__})"
+    if stat.S_ISDIR(mode):
+        real, here = os.path.realpath(name), os.path.realpath(parent)
+        if here == real or here.startswith(real.rstrip(os.sep) + os.sep):
+            raise SeeClearError(
+                f"{child!r} is a link cycle: it points to {real!r}, which contains the link itself; "
+                "remove the link or point it elsewhere"
+            )
+        return "directory", ""
+    if stat.S_ISREG(mode):
+        return "file", ""
+    return None, f"it is a symbolic link to {target!r}, which is neither a file nor a folder"
+
+
+def _list(url: str) -> tuple[list[str], list[str]]:
+    """(sub-folder URLs, file URLs) directly inside folder ``url``, naturally sorted; each skipped entry is logged."""
+    dirs, files, skipped = _scan(url)
+    for child, reason in skipped:
+        logger.warning("skipped %s: %s", child, reason)
+    return dirs, files
 
 
 def _url_key(url: str) -> tuple:
@@ -135,8 +203,20 @@ def _is_video_name(name: str) -> bool:
 
 
 def list_frames(url: str) -> list[str]:
-    """Image files directly inside folder ``url``, in natural order (``2.png`` before ``10.png``)."""
-    return [f for f in _list(url)[1] if is_image_name(f)]
+    """Image files directly inside folder ``url``, in natural order (``2.png`` before ``10.png``).
+
+    Links to image files count as frames. A frame name that is a broken link is an error, not a silent gap in the
+    clip; other entries that cannot be read are logged and skipped.
+
+    Raises:
+        SeeClearError: ``url`` cannot be listed, or a frame is a broken link, a link loop or not a regular file.
+    """
+    _, files, skipped = _scan(url)
+    for child, reason in skipped:
+        if is_image_name(child):
+            raise SeeClearError(f"frame {child!r} cannot be read: {reason}; fix or remove it")
+        logger.warning("skipped %s: %s", child, reason)
+    return [f for f in files if is_image_name(f)]
 
 
 # ---- discovery ----------------------------------------------------------------------------------------------------
@@ -252,7 +332,7 @@ def _resolve(url: str, layout: str) -> tuple[str, str, list[str], list[str]]:
             raise SeeClearError(f"expected a video file at {url!r}, found nothing; check the path")
         return found_layout, url, [], []
     if not (_is_http(url) or io.isdir(url)):
-        what = "a file" if io.exists(url) else "nothing"
+        what = "a file" if io.exists(url) else _dangling_link(url) or "nothing"
         raise SeeClearError(f"expected a dataset folder or video file at {url!r}, found {what}; check the path")
     root = url
     dirs, files = _list(url)
@@ -264,6 +344,18 @@ def _resolve(url: str, layout: str) -> tuple[str, str, list[str], list[str]]:
         layout = _detect(root, dirs, files)
         logger.info("discover_clips: detected layout %r at %s", layout, root)
     return layout, root, dirs, files
+
+
+def _dangling_link(url: str) -> str:
+    """``"a symbolic link loop"`` / ``"a broken symbolic link"`` for a local link that leads nowhere, else ``""``."""
+    fs, path = io.split(url)
+    if not isinstance(fs, LocalFileSystem) or not os.path.islink(path):
+        return ""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return "a symbolic link loop" if exc.errno == errno.ELOOP else "a broken symbolic link"
+    return ""
 
 
 def _video_clips(url: str, files: list[str]) -> dict[str, str]:
@@ -329,7 +421,7 @@ def discover_clips(
         found = _select(found, wanted, f"split {split!r}" if spec is not None else "the list file", url)
     if clips is not None:
         found = _select(found, [str(c) for c in clips], "clips=", url)
-    dataset = dataset or split or _DEFAULT_DATASET.get(layout) or _name(url).rsplit(".", 1)[0]
+    dataset = dataset or split or _DEFAULT_DATASET.get(layout) or plain_slug(_name(url).rsplit(".", 1)[0] or "dataset")
 
     refs = []
     for clip_id in sorted(found, key=natural_key):
@@ -341,7 +433,12 @@ def discover_clips(
             frame_urls = tuple(io.join(clip_url, name) for name in VIMEO_FRAMES)
         else:
             frame_urls = tuple(list_frames(clip_url))
-        refs.append(ClipRef(dataset=dataset, clip_id=clip_id, url=clip_url, kind=kind, frame_urls=frame_urls))
+        plain = plain_slug(clip_id)
+        if plain != clip_id:
+            logger.warning("dataset %s: clip %r is not a plain name; it is called %r in shards, predictions and "
+                           "tables (the original is kept as its label)", dataset, clip_id, plain)
+        refs.append(ClipRef(dataset=dataset, clip_id=plain, url=clip_url, kind=kind, frame_urls=frame_urls,
+                            label=clip_id if plain != clip_id else ""))
     return refs
 
 
@@ -356,7 +453,9 @@ def _frame_urls(ref: ClipRef) -> list[str]:
     try:
         urls = list_frames(ref.url)
     except SeeClearError as exc:
-        raise SeeClearError(f"{_where(ref)}: expected a folder of frames at {ref.url!r}, found nothing") from exc
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise SeeClearError(f"{_where(ref)}: expected a folder of frames at {ref.url!r}, found nothing") from exc
+        raise SeeClearError(f"{_where(ref)}: {exc}") from exc  # a link loop, a broken frame link, no permission
     if not urls:
         raise SeeClearError(f"{_where(ref)}: no frames (PNG/JPEG/BMP) in {ref.url!r}; the clip is empty")
     return urls
@@ -370,12 +469,26 @@ def _check_window(ref: ClipRef, start: int, max_frames: int | None) -> None:
         raise SeeClearError(f"{_where(ref)}: max_frames must be None or an integer >= 1, got {max_frames!r}")
 
 
+def _read_frame_bytes(url: str) -> bytes:
+    """The bytes of one frame file; every failure is one SeeClearError line naming the frame and the fix."""
+    try:
+        return io.read_bytes(url)
+    except SeeClearError as exc:
+        raise SeeClearError(f"{exc}; re-copy the clip") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeeClearError(
+                f"frame {url!r} is a symbolic link loop (it never reaches a file); fix or remove the link"
+            ) from exc
+        raise SeeClearError(f"cannot read frame {url!r}: {exc.strerror or exc.__class__.__name__}") from exc
+
+
 def _read_bytes(urls: list[str]) -> list[bytes]:
     """Read many small files; remote stores are read by a few threads at once (latency, not CPU, dominates)."""
     if len(urls) < 2 or io.protocol(urls[0]) in _LOCAL_PROTOCOLS:
-        return [io.read_bytes(u) for u in urls]
+        return [_read_frame_bytes(u) for u in urls]
     with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-        return list(pool.map(io.read_bytes, urls))
+        return list(pool.map(_read_frame_bytes, urls))
 
 
 def _read_frames(ref: ClipRef, urls: list[str]) -> np.ndarray:
@@ -385,7 +498,7 @@ def _read_frames(ref: ClipRef, urls: list[str]) -> np.ndarray:
         try:
             blobs = _read_bytes(urls[first : first + chunk])
         except SeeClearError as exc:
-            raise SeeClearError(f"{_where(ref)}: {exc}; re-copy the clip") from exc
+            raise SeeClearError(f"{_where(ref)}: {exc}") from exc
         for i, data in enumerate(blobs, start=first):
             try:
                 frame = decode_frame(data, urls[i])

@@ -3,11 +3,14 @@
 A dataset score is a mean over a handful of clips (REDS4 has four), so the spread between clips matters more than
 the spread between frames. Both functions resample *clips* with replacement; the paired comparison resamples the
 same clips for both methods, so the difference's interval reflects how consistently one method beats the other.
-Resampling uses an explicit ``numpy.random.Generator`` seeded by the caller: the same table and seed give the same
-interval.
+Each interval draws from its own generator, :func:`interval_rng`, seeded by the caller's seed and the *names* of what
+it is about (method, dataset, metric), never by its position in a table: the same rows give the same interval in a
+run's report and in a merged leaderboard that holds more rows.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Final
 
 import numpy as np
@@ -17,6 +20,23 @@ from seeclear_bench.errors import SeeClearError
 
 N_BOOT: Final = 2000
 LEVEL: Final = 0.95
+
+
+def interval_rng(seed: int, *names: str) -> np.random.Generator:
+    """The generator of one interval: PCG64 from ``SeedSequence([seed, sha256(names)])``.
+
+    Args:
+        seed: Non-negative seed of the report.
+        names: What the interval is about, e.g. ``("interval", method, dataset, metric, protocol, protocol_hash)``;
+            encoded unambiguously (as a JSON list), so ``("ab", "c")`` and ``("a", "bc")`` get different streams.
+
+    Returns:
+        A generator that depends on ``seed`` and ``names`` only, not on the table's other rows or their order.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SeeClearError(f"the bootstrap seed must be a non-negative integer, got {seed!r}")
+    digest = hashlib.sha256(json.dumps([str(n) for n in names], ensure_ascii=False).encode("utf-8")).digest()
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int.from_bytes(digest, "big")])))
 
 
 def bootstrap_mean_ci(
@@ -47,14 +67,18 @@ def bootstrap_mean_ci(
 def dataset_intervals(clip_df: pd.DataFrame, *, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
     """Mean over clips with its bootstrap interval for every (method, dataset, metric) of a clip table.
 
+    Each group's resampling comes from :func:`interval_rng` of ``seed`` and the group's names (method, dataset, metric,
+    protocol, protocol hash), so a group's interval does not depend on the other groups in ``clip_df``.
+
     Returns:
         Columns method, dataset, metric, mean, ci_low, ci_high, n_clips, level, protocol, protocol_hash.
     """
     rows = []
     keys = ["method", "dataset", "metric", "protocol", "protocol_hash"]
-    for i, (key, group) in enumerate(clip_df.groupby(keys, sort=True)):
+    for key, group in clip_df.groupby(keys, sort=True):
         values = group.sort_values("clip")["value"].to_numpy(dtype=np.float64)
-        low, high = bootstrap_mean_ci(values, n_boot=n_boot, level=level, rng=np.random.default_rng([seed, i]))
+        rng = interval_rng(seed, "interval", *key)
+        low, high = bootstrap_mean_ci(values, n_boot=n_boot, level=level, rng=rng)
         rows.append({**dict(zip(keys, key)), "mean": float(values.mean()), "ci_low": low, "ci_high": high,
                      "n_clips": len(values), "level": level})
     columns = ["method", "dataset", "metric", "mean", "ci_low", "ci_high", "n_clips", "level", "protocol", "protocol_hash"]
@@ -67,7 +91,9 @@ def paired_comparison(
     """Each method minus ``reference``, per (dataset, metric), over the clips both were scored on.
 
     The difference is the mean of per-clip differences; its interval is a percentile bootstrap over clips (the same
-    resampled clips for both methods). ``significant`` is True when the interval excludes 0.
+    resampled clips for both methods). ``significant`` is True when the interval excludes 0. Each difference's
+    resampling comes from :func:`interval_rng` of ``seed`` and (dataset, metric, method, reference), so it does not
+    depend on the other methods, datasets or metrics in ``clip_df``.
 
     Raises:
         SeeClearError: ``reference`` is not in the table, or a method was scored on other clips than the reference.
@@ -75,7 +101,7 @@ def paired_comparison(
     if reference not in set(clip_df["method"]):
         raise SeeClearError(f"reference method {reference!r} is not in the results; methods: {sorted(set(clip_df['method']))}")
     rows: list[dict[str, Any]] = []
-    for i, ((dataset, metric), group) in enumerate(clip_df.groupby(["dataset", "metric"], sort=True)):
+    for (dataset, metric), group in clip_df.groupby(["dataset", "metric"], sort=True):
         wide = group.pivot(index="clip", columns="method", values="value")
         if reference not in wide:
             continue
@@ -86,7 +112,8 @@ def paired_comparison(
                 raise SeeClearError(f"{dataset} {metric}: {method} and {reference} were not scored on the same clips "
                                     f"(differing: {missing[:5]}); a paired comparison needs the same clips")
             diff = (pair[method] - pair[reference]).to_numpy(dtype=np.float64)
-            low, high = bootstrap_mean_ci(diff, n_boot=n_boot, level=level, rng=np.random.default_rng([seed, i, len(rows)]))
+            rng = interval_rng(seed, "paired", dataset, metric, method, reference)
+            low, high = bootstrap_mean_ci(diff, n_boot=n_boot, level=level, rng=rng)
             rows.append({"dataset": dataset, "metric": metric, "method": method, "reference": reference,
                          "difference": float(diff.mean()), "ci_low": low, "ci_high": high, "n_clips": len(diff),
                          "significant": bool(low > 0 or high < 0), "level": level})

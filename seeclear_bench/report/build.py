@@ -24,7 +24,6 @@ from seeclear_bench.report.provenance import run_provenance
 log = logging.getLogger(__name__)
 
 HTML_NAME = "leaderboard.html"
-FIGURES_DIR = "figures"
 
 
 def draw_pictures(merged: Merged, scores: pd.DataFrame, *, runs: Sequence[str] = ()
@@ -100,13 +99,16 @@ def reproduce_commands(merged: Merged, *, command: str | None, out_url: str, tit
 
 def write_html_report(page: ReportPage, out_url: str) -> list[str]:
     """Write ``leaderboard.html`` and ``figures/<name>.png`` under ``out_url``; returns the URLs written."""
+    from seeclear_bench.layout import RunLayout
+
+    layout = RunLayout(out_url)
     written = []
     for pictures in page.pictures.values():
         for picture in pictures:
-            url = io.join(out_url, FIGURES_DIR, f"{picture.name}.png")
+            url = layout.figure(picture.name)
             io.write_bytes(url, picture.png)
             written.append(url)
-    url = io.join(out_url, HTML_NAME)
+    url = layout.report_file(HTML_NAME)
     io.write_bytes(url, render_html(page).encode("utf-8"))
     written.append(url)
     return written

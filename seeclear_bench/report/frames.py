@@ -12,13 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
 
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
+from seeclear_bench.layout import RunLayout
+from seeclear_bench.names import is_plain_name
+
+if TYPE_CHECKING:
+    from seeclear_bench.data.shardset import ShardClip
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +168,7 @@ def collect_pictures(
 def png_folder_source(clip_url: str) -> ClipSource:
     """Frames ``<clip_url>/%08d.png`` as a run's upscale stage writes them."""
     from seeclear_bench.data.frames import decode_frame
-    from seeclear_bench.stages import frame_name
+    from seeclear_bench.layout import frame_name
 
     def frame(index: int) -> np.ndarray:
         url = io.join(clip_url, frame_name(index))
@@ -176,30 +181,30 @@ def png_folder_source(clip_url: str) -> ClipSource:
     return ClipSource(frame=frame, frames=frames, where=clip_url)
 
 
-def shard_source(shard_urls: Sequence[str], clip: str) -> ClipSource:
-    """The HR frames of ``clip`` from WebDataset shards (decoded as the tar is read; stops once a frame is found)."""
-    from seeclear_bench.data.shards import iter_shard
+def shard_source(clip: ShardClip) -> ClipSource:
+    """The HR frames of a clip of a shard set (read once, verified against the manifest, then served from memory)."""
+    cache: dict[int, np.ndarray] = {}
 
-    def samples() -> Iterator[tuple[int, np.ndarray]]:
-        for url in shard_urls:
-            for sample in iter_shard(url, verify=False):
-                if sample.clip_id == clip:
-                    yield from zip(sample.frame_indices, sample.hr)
+    def load() -> dict[int, np.ndarray]:
+        if not cache:
+            indices, frames = clip.frames("hr")
+            cache.update(zip(indices, frames))
+        return cache
 
     def frame(index: int) -> np.ndarray:
-        for i, f in samples():
-            if i == index:
-                return f
-        raise SeeClearError(f"frame {index} of clip {clip!r} is in none of the shards {list(shard_urls)[:3]}")
+        found = load()
+        if index not in found:
+            raise SeeClearError(f"frame {index} of clip {clip.clip_id!r} is in none of its shards "
+                                f"{list(clip.shard_urls)[:3]}")
+        return found[index]
 
     def frames(indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-        wanted, seen = set(indices), set()
-        for i, f in samples():
-            if i in wanted and i not in seen:  # overlapping windows repeat frames
-                seen.add(i)
-                yield i, f
+        found = load()
+        for index in sorted(set(indices)):
+            if index in found:
+                yield index, found[index]
 
-    return ClipSource(frame=frame, frames=frames, where=f"shards of clip {clip!r}")
+    return ClipSource(frame=frame, frames=frames, where=f"shards of clip {clip.clip_id!r}")
 
 
 def clipref_source(url: str, clip: str, dataset: str) -> ClipSource:
@@ -230,6 +235,9 @@ def find_sources(frames: pd.DataFrame, groups: Mapping[str, tuple[str, str, str]
 
     name = groups.get(dataset, (dataset,))[0]
     rows = frames[(frames["dataset"] == dataset) & (frames["clip"] == clip)]
+    if not (is_plain_name(name) and is_plain_name(clip)):  # names from a table never become paths
+        log.warning("no pictures of %r/%r: not plain names, so not looked up in any folder", name, clip)
+        return {}
     folders = list(runs)
     for source in sorted(set(rows["source"])) if "source" in rows.columns else []:
         try:
@@ -241,14 +249,14 @@ def find_sources(frames: pd.DataFrame, groups: Mapping[str, tuple[str, str, str]
     found: dict[str, ClipSource] = {}
     for run in folders:
         if GROUND_TRUTH not in found:
-            shards = _clip_shards(run, name, clip)
-            if shards:
-                found[GROUND_TRUTH] = shard_source(shards, clip)
+            shard_clip = _shard_clip(run, name, clip)
+            if shard_clip is not None:
+                found[GROUND_TRUTH] = shard_source(shard_clip)
     methods = sorted(m for m in set(rows["method"]) if m != GT_METHOD)
     for method in methods:
         # a method split by provenance ("X [git_commit=...]") keeps its original name in the run folder
-        candidates = [io.join(run, "predictions", m, name, clip) for run in folders
-                      for m in dict.fromkeys([method, method.split(" [", 1)[0]])]
+        candidates = [RunLayout(run).predictions(m).clip(name, clip) for run in folders
+                      for m in dict.fromkeys([method, method.split(" [", 1)[0]]) if is_plain_name(m)]
         for clip_url in candidates:
             if io.isdir(clip_url) and io.glob(io.join(clip_url, "*.png")):
                 found[method] = png_folder_source(clip_url)
@@ -268,16 +276,16 @@ def find_sources(frames: pd.DataFrame, groups: Mapping[str, tuple[str, str, str]
     return found
 
 
-def _clip_shards(run: str, dataset: str, clip: str) -> list[str]:
-    from seeclear_bench.data.shards import read_manifest
+def _shard_clip(run: str, dataset: str, clip: str) -> ShardClip | None:
+    """The clip of the run's shard set of ``dataset``, or None when the run has no (readable) set holding it."""
+    from seeclear_bench.data.shardset import ShardSet
 
-    base = io.join(run, "shards", dataset)
-    if not io.exists(io.join(base, "manifest.json")):
-        return []
+    url = RunLayout(run).shards(dataset)
+    if not io.exists(io.join(url, "manifest.json")):
+        return None
     try:
-        manifest = read_manifest(base)
-    except SeeClearError:
-        return []
-    index = manifest.get("extra", {}).get("clip_shards")
-    names = index.get(clip, []) if index is not None else [s["name"] for s in manifest.get("shards", [])]
-    return [io.join(base, n) for n in names]
+        shard_set = ShardSet.open(url, dataset=dataset)
+    except SeeClearError as exc:
+        log.warning("no ground-truth frames from %s: %s", url, exc)
+        return None
+    return shard_set.clip(clip) if clip in shard_set.clips else None

@@ -8,8 +8,6 @@ between rows of one leaderboard row reads ``mixed: ...``. Imports pandas and :mo
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -65,11 +63,13 @@ def has_provenance(df: pd.DataFrame) -> pd.Series:
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
     """Content hash of a shard manifest: 12 hex digits of the SHA-256 of its shards' names, sample counts and SHA-256.
 
-    Dates and hosts do not enter, so two runs that prepared byte-identical shards share the hash.
+    Dates and hosts do not enter, so two runs that prepared byte-identical shards share the hash. It is
+    :attr:`ShardSet.digest <seeclear_bench.data.shardset.ShardSet>`, the digest evaluate records for the set it read
+    and verified.
     """
-    shards = sorted((str(s["name"]), int(s["n_samples"]), str(s["sha256"])) for s in manifest.get("shards", []))
-    canonical = json.dumps(shards, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    from seeclear_bench.data.shardset import content_digest
+
+    return content_digest(manifest.get("shards", []))
 
 
 def run_provenance(run_url: str) -> dict[str, Any]:
@@ -80,28 +80,34 @@ def run_provenance(run_url: str) -> dict[str, Any]:
         "records": {(method, dataset): {field: value}}}``; the records are the provenance fields found in the first
         upscale record of each method and dataset under ``predictions/`` (its ``method_config`` included).
     """
-    spec_url = io.join(run_url, "spec.json")
-    if not io.exists(spec_url):
+    from seeclear_bench.data.schema import MANIFEST_NAME
+    from seeclear_bench.layout import RunLayout
+
+    layout = RunLayout(run_url)
+    if not layout.is_run():
         return {}
-    spec = io.read_json(spec_url)
+    spec = io.read_json(layout.spec())
     out: dict[str, Any] = {key: spec[key] for key in ("created_at", "spec_hash", "command") if key in spec}
     manifests = {}
-    for url in io.glob(io.join(run_url, "shards", "*", "manifest.json")):
-        dataset = io.basename(url.rsplit("/", 1)[0])
+    for dataset in layout.datasets():
+        url = io.join(layout.shards(dataset), MANIFEST_NAME)
+        if not io.exists(url):
+            continue
         try:
             manifests[dataset] = manifest_hash(io.read_json(url))
         except (ValueError, KeyError, TypeError):  # an unreadable manifest leaves the hash unknown, visibly
             continue
     out["manifests"] = manifests
     records = {}
-    for method_url in io.glob(io.join(run_url, "predictions", "*")):
-        for dataset_url in io.glob(io.join(method_url, "*")):
-            found = io.glob(io.join(dataset_url, "*", "_records", "*.json"))
+    for method in layout.methods():
+        predictions = layout.predictions(method)
+        for dataset in predictions.datasets():
+            found = [url for clip in predictions.clips(dataset) for url in predictions.records(dataset, clip)]
             if found:
                 raw = io.read_json(min(found))
                 config = raw.get("method_config") if isinstance(raw.get("method_config"), dict) else {}
                 record = normalise_columns(pd.DataFrame([{**raw, **config}]))
-                records[(io.basename(method_url), io.basename(dataset_url))] = {
+                records[(method, dataset)] = {
                     k: record.at[0, k] for k in FIELDS if k in record.columns and pd.notna(record.at[0, k])
                 }
     out["records"] = records

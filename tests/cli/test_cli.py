@@ -75,7 +75,9 @@ def test_unwritable_output(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     line = _one_line_error(cli("run", "--out", str(blocker / "run")))
-    assert "not writable" in line
+    assert f"expected a folder at {blocker}" in line and "found a file" in line and "write-probe" not in line
+    line = _one_line_error(cli("run", "--out", str(blocker)))
+    assert f"expected a folder at {blocker} (the output folder), found a file" in line
 
 
 def test_debug_shows_traceback(tmp_path):

@@ -64,14 +64,14 @@ def test_evaluate_outside_predictions_then_leaderboard(hr_source, tmp_path):
     res = cli("evaluate", str(pred), "--gt", hr_source, "--method", "nearest", "--dataset", "demo",
               "--out", str(tmp_path / "eval"), "--no-progress")
     assert res.returncode == 0, res.stderr
-    frames = pd.read_parquet(tmp_path / "eval" / "frames.parquet")
+    frames = pd.read_parquet(tmp_path / "eval" / "metrics" / "frames.parquet")
     assert len(frames) == 5 * 4 * 2 and set(frames["method"]) == {"nearest"}
     row = frames[(frames["clip"] == "coffee_zoom") & (frames["frame"] == 0) & (frames["metric"] == "psnr")].iloc[0]
     p = read_frame(str(pred / "coffee_zoom" / "00000000.png")).astype(np.float64)
     g = read_frame(str(sorted((Path(hr_source) / "coffee_zoom").glob("*.png"))[0])).astype(np.float64)
     assert row["value"] == pytest.approx(10 * np.log10(255**2 / np.mean((p - g) ** 2)), abs=1e-9)
 
-    board = cli("leaderboard", str(tmp_path / "eval" / "frames.parquet"), "--out", str(tmp_path / "board"))
+    board = cli("leaderboard", str(tmp_path / "eval" / "metrics" / "frames.parquet"), "--out", str(tmp_path / "board"))
     assert board.returncode == 0, board.stderr
     text = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "nearest" in text and "demo" in text

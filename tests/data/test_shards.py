@@ -178,11 +178,14 @@ def test_memory_urls_end_to_end(memory_root, rng):
     samples = [_sample(rng, "reds", "020", s) for s in (0, 3, 6)]
     info = shards.write_shard(io.join(memory_root, "shard-000000.tar"), samples)
     shards.write_manifest(memory_root, [info], spec_hash="h1", extra={})
-    urls = shards.manifest_shard_urls(memory_root)
-    assert urls == [io.join(memory_root, "shard-000000.tar")]
-    for got, want in zip(shards.iter_shard(urls[0]), samples):
+    from seeclear_bench.data.shardset import ShardSet
+
+    shard_set = ShardSet.open(memory_root)
+    urls = shard_set.shard_urls()
+    assert urls == [io.join(memory_root, "shard-000000.tar")] and shard_set.clips == ("020",)
+    for got, want in zip(shard_set.samples(), samples):
         _assert_same(got, want)
-    keys = [item["key"] for item in shards.make_webdataset(urls)]
+    keys = [item["key"] for item in shards.make_webdataset(urls, expect=shard_set.expected())]
     assert keys == [s.key for s in samples]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.metrics.intervals import bootstrap_mean_ci, dataset_intervals, paired_comparison
+from seeclear_bench.metrics.intervals import bootstrap_mean_ci, dataset_intervals, interval_rng, paired_comparison
 
 
 def _reference_ci(values, n_boot, level, rng):
@@ -70,3 +70,65 @@ def test_paired_comparison_refuses_different_clips():
         paired_comparison(table, reference="ref")
     with pytest.raises(SeeClearError, match="reference method 'nope'"):
         paired_comparison(table, reference="nope")
+
+
+def _long(method, dataset, metric, values, protocol=("basicsr-reds4-rgb", "4901837f1d35")):
+    return pd.DataFrame([{"method": method, "dataset": dataset, "clip": f"{i:03d}", "metric": metric, "value": v,
+                          "protocol": protocol[0], "protocol_hash": protocol[1]} for i, v in enumerate(values)])
+
+
+LANCZOS_SSIM = [0.68, 0.94, 0.81, 0.77, 0.88, 0.71, 0.9, 0.62]  # 8 clips: few ties among bootstrap means
+
+
+def test_interval_depends_on_names_not_on_position_in_the_table():
+    """A run's report and a merged leaderboard with more rows give a group the same interval (issue 11, 3)."""
+    alone = _long("lanczos", "REDS4", "ssim", LANCZOS_SSIM)
+    merged = pd.concat([
+        _long("bicubic", "REDS4", "ssim", [0.6, 0.9, 0.7, 0.75]),  # sorts before lanczos
+        _long("lanczos", "REDS4", "psnr", [26.0, 29.0, 27.0, 28.0]),  # same method and dataset, other metric
+        _long("lanczos", "REDS", "ssim", [0.5, 0.6, 0.7, 0.8]),  # same method and metric, another dataset
+        _long("EDVR", "Vid4", "ssim", [0.7, 0.8, 0.9]),
+        alone,
+    ], ignore_index=True)
+    for seed in (0, 7):
+        one = dataset_intervals(alone, seed=seed).iloc[0]
+        many = dataset_intervals(merged, seed=seed).set_index(["method", "dataset", "metric"]).loc[
+            ("lanczos", "REDS4", "ssim")]
+        assert (one["ci_low"], one["ci_high"]) == (many["ci_low"], many["ci_high"])
+        want = bootstrap_mean_ci(np.array(LANCZOS_SSIM), rng=interval_rng(
+            seed, "interval", "lanczos", "REDS4", "ssim", "basicsr-reds4-rgb", "4901837f1d35"))
+        assert (one["ci_low"], one["ci_high"]) == want
+    shuffled = merged.sample(frac=1.0, random_state=np.random.RandomState(1)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(dataset_intervals(shuffled, seed=3), dataset_intervals(merged, seed=3))
+
+
+def test_paired_interval_depends_on_names_not_on_position_in_the_table():
+    ref = [25.0, 27.0, 23.0, 29.0, 26.0, 24.5, 28.0, 22.0]
+    gain = [25.4, 27.1, 23.6, 29.2, 26.05, 24.9, 28.3, 22.1]
+    alone = pd.concat([_long("bicubic", "REDS4", "psnr", ref), _long("lanczos", "REDS4", "psnr", gain)],
+                      ignore_index=True)
+    merged = pd.concat([
+        _long("bicubic", "DAVIS", "psnr", [20.0, 21.0]),  # a (dataset, metric) group that sorts first
+        _long("EDVR", "DAVIS", "psnr", [22.0, 23.5]),
+        _long("BasicVSR", "REDS4", "psnr", [26.0, 28.5, 24.0, 30.0, 27.0, 25.0, 29.0, 23.0]),  # listed before lanczos
+        alone,
+        _long("bicubic", "REDS4", "ssim", [0.7, 0.8, 0.6, 0.9, 0.7, 0.8, 0.6, 0.9]),
+        _long("lanczos", "REDS4", "ssim", [0.72, 0.81, 0.62, 0.9, 0.71, 0.8, 0.63, 0.92]),
+    ], ignore_index=True)
+    key = ["dataset", "metric", "method"]
+    one = paired_comparison(alone, reference="bicubic", seed=5).set_index(key).loc[("REDS4", "psnr", "lanczos")]
+    many = paired_comparison(merged, reference="bicubic", seed=5).set_index(key).loc[("REDS4", "psnr", "lanczos")]
+    assert (one["ci_low"], one["ci_high"]) == (many["ci_low"], many["ci_high"])
+    diff = np.array(gain) - np.array(ref)
+    assert (one["ci_low"], one["ci_high"]) == bootstrap_mean_ci(
+        diff, rng=interval_rng(5, "paired", "REDS4", "psnr", "lanczos", "bicubic"))
+
+
+def test_interval_rng_streams():
+    draw = lambda seed, *names: interval_rng(seed, *names).integers(0, 1 << 30, 4).tolist()  # noqa: E731
+    assert draw(0, "a", "b") == draw(0, "a", "b")
+    assert draw(0, "a", "b") != draw(1, "a", "b")
+    assert draw(0, "ab", "c") != draw(0, "a", "bc")  # names are not simply concatenated
+    assert draw(0, "a", "b") != draw(0, "b", "a")
+    with pytest.raises(SeeClearError, match="non-negative integer"):
+        interval_rng(-1, "a")

@@ -158,8 +158,10 @@ def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_sess
     killed: list[int] = []
 
     def killer() -> None:
-        if _wait_for(out / "_actors", 200):
-            time.sleep(4.0)  # inside its first videos
+        end = time.monotonic() + 200
+        while time.monotonic() < end and not list(out.glob("lr/*/*.png")):  # inside its first video: kill it
+            time.sleep(0.05)
+        if (out / "_actors").exists():
             pids = [json.loads(p.read_text())["pid"] for p in (out / "_actors").glob("actor-*.json")]
             if pids and _kill(pids[0]):
                 killed.append(pids[0])
@@ -172,7 +174,7 @@ def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_sess
     assert counts["written"] == len(rows) == 5
     for row in rows:
         folder = out / "lr" / row["clip_id"]
-        record = json.loads((folder / RECORD).read_text())
+        record = json.loads((folder / "_records" / f"{RECORD}.json").read_text())
         visible = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         assert visible == sorted(record["frames"]) == [f"{i:08d}.png" for i in range(10)]
         assert all(decode_frame((folder / name).read_bytes()).shape == (128, 128, 3) for name in visible)

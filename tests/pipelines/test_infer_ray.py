@@ -85,7 +85,7 @@ def test_memory_carries_across_clips_and_runs_resume(ray_session, tmp_path):
 
     import json
 
-    record = json.loads((out / "lr" / row["clip_id"] / RECORD).read_text())
+    record = json.loads((out / "lr" / row["clip_id"] / "_records" / f"{RECORD}.json").read_text())
     assert record["method_config"]["steps"] == 1 and len(record["frames"]) == 10
     assert len(record["method_config"]["checkpoint_hash"]) == 64
 
@@ -137,7 +137,7 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     # nearest to its own PNG: the mp4 holds these frames, in order
     mse = ((video[:, None].astype(float) - frames[None].astype(float)) ** 2).mean(axis=(2, 3, 4))
     assert list(mse.argmin(axis=1)) == list(range(10)) and (mse.diagonal() < 0.5 * np.sort(mse, 1)[:, 1]).all()
-    record = json.loads((folder / RECORD).read_text())
+    record = json.loads((folder / "_records" / f"{RECORD}.json").read_text())
     assert record["video"]["fps"] == record["video"]["rate"] == 12 and record["video"]["name"] == "astronaut_pan.mp4"
     assert record["video"]["sha256"] == hashlib.sha256((folder / "astronaut_pan.mp4").read_bytes()).hexdigest()
     assert "0 video(s) written, 2 already complete" in infer(lr, "--layout", "clips", "--mp4", "--fps", "12")
@@ -168,4 +168,4 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     assert isinstance(done.exception, SeeClearError) and "\n" not in message
     assert "1 of 2 video(s) failed (bad/coffee_zoom:" in message and "00000004.png" in message
     assert len(list((tmp_path / "out-bad" / "bad" / "astronaut_pan").glob("*.png"))) == 10
-    assert not (tmp_path / "out-bad" / "bad" / "coffee_zoom" / RECORD).exists()
+    assert not (tmp_path / "out-bad" / "bad" / "coffee_zoom" / "_records" / f"{RECORD}.json").exists()

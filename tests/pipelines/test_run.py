@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import tarfile
 
 import numpy as np
@@ -122,10 +124,15 @@ def test_corrupt_shard_is_named_and_prepare_rebuilds_it(tmp_path, demo_run):
     cfg = _small_spec(io.join(out_demo, "source", "demo"))
     run(dataclasses.replace(cfg, stages=("prepare",)), out, progress=False)
     tar_url = io.join(out, "shards", "tiny", "tiny-00000-00.tar")
+    recorded = json.loads((tmp_path / "run" / "shards" / "tiny" / "manifest.json").read_text())["shards"][0]["sha256"]
     member = _flip_byte_in_member(tar_url, "lr.0002.png")
-    with pytest.raises(SeeClearError, match=r"tiny__astronaut_pan__000000 in shard .*tiny-00000-00\.tar") as err:
+    found = hashlib.sha256(open(tar_url, "rb").read()).hexdigest()
+    # the shard is checked against its manifest while it streams: one line naming it and both digests
+    with pytest.raises(SeeClearError, match=rf"shard .*tiny-00000-00\.tar fails its SHA-256 check: expected "
+                                            rf"{recorded}, found {found}") as err:
         run(dataclasses.replace(cfg, stages=("upscale",)), out, progress=False)
-    assert "lr.0002.png" in str(err.value) and member.startswith("tiny__astronaut_pan")
+    assert "\n" not in str(err.value) and member.startswith("tiny__astronaut_pan")
+    assert not (tmp_path / "run" / "predictions").exists()  # the whole shard verifies before anything is written
     # prepare notices the checksum mismatch, rewrites that shard, and the run then completes
     result = run(cfg, out, progress=False)
     assert result.n_rows == 2 * 5 * 2
@@ -180,7 +187,7 @@ def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
     # a shard set as the predictions: its hr frames against themselves are identical frames (PSNR inf, kept per frame)
     same = evaluate_folders(shards, shards, method="gt", dataset="demo-heldout", protocol="basicsr-reds4-rgb",
                             metrics=["psnr"], out_url=str(tmp_path / "same"), progress=False)
-    frames = pd.read_parquet(tmp_path / "same" / "frames.parquet")
+    frames = pd.read_parquet(tmp_path / "same" / "metrics" / "frames.parquet")
     assert np.isinf(frames["value"]).all() and (same["n_inf"] == same["n_frames"]).all()
 
 
@@ -198,7 +205,7 @@ def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
               "out_url": str(tmp_path / "eval"), "progress": False}
     shards = io.join(out, "shards", "demo-heldout")
     first = evaluate_folders(str(pred), shards, **kwargs)
-    parts = {p.stem: p for p in (tmp_path / "eval" / "parts" / "demo-heldout").glob("*.parquet")}
+    parts = {p.stem: p for p in (tmp_path / "eval" / "metrics" / "parts" / "demo-heldout").glob("*.parquet")}
     assert set(parts) == {"chelsea_pan", "bunny_040"} and all(p.with_suffix(".json").exists() for p in parts.values())
     stamps = {c: p.stat().st_mtime_ns for c, p in parts.items()}
 

@@ -42,7 +42,7 @@ def spec(src: str, clipseg: str) -> dict:
 def test_one_command_trains_infers_evaluates_and_reports(ray_session, tiny_clipseg, tmp_path):
     import pandas as pd
 
-    from pipelines.infer import read_video, videos_from_shards
+    from pipelines.infer import read_video, videos_from_shard_set
     from pipelines.run import run
     from seeclear_bench.checkpoints import checkpoint_config, checkpoint_hash
     from seeclear_bench.config import RunConfig
@@ -70,7 +70,7 @@ def test_one_command_trains_infers_evaluates_and_reports(ray_session, tiny_clips
     record = json.loads((folder / "_records" / "video.json").read_text())
     pngs = sorted(folder.glob("*.png"))
     assert len(pngs) == 10
-    (row,) = videos_from_shards(out, ["ho"])
+    (row,) = videos_from_shard_set(f"{out}/shards/ho", "ho")
     _, lr = read_video(row)
     want = SeeClearUpscaler(str(exported[0]), distiller=tiny_clipseg.folder, device="cpu")(lr, 4, key="ho/chelsea_pan")
     got = np.stack([read_frame(str(p)) for p in pngs])

@@ -10,6 +10,7 @@ from seeclear_bench.leaderboard import build_leaderboard, leaderboard_markdown
 from seeclear_bench.metrics.intervals import (
     bootstrap_mean_ci,
     dataset_intervals,
+    interval_rng,
     paired_comparison,
 )
 from seeclear_bench.metrics.scoring import GT_METHOD
@@ -84,11 +85,10 @@ def test_score_table_values_intervals_ranks_and_markdown_agree(make_table):
     assert scores.loc[("psnr", "lanczos"), ["rank", "mark"]].tolist() == [2, "second"]
     assert scores.loc[("psnr", "bicubic"), ["rank", "mark"]].tolist() == [3, ""]
     assert np.isnan(scores.loc[("psnr", GT_METHOD), "rank"]) and scores.loc[("psnr", GT_METHOD), "mark"] == ""
-    # the interval is the bootstrap of the clip means, group i of the sorted (method, dataset, metric, protocol) keys
-    keys = sorted(clips.groupby(["method", "dataset", "metric", "protocol", "protocol_hash"]).groups)
-    i = keys.index(("lanczos", "REDS4", "ssim", "basicsr-reds4-rgb", keys[0][4]))
-    clip_means = clips[(clips["method"] == "lanczos") & (clips["metric"] == "ssim")].sort_values("clip")["value"]
-    low, high = bootstrap_mean_ci(clip_means.to_numpy(), rng=np.random.default_rng([3, i]))
+    # the interval is the bootstrap of the clip means, seeded by the group's names (method, dataset, metric, protocol)
+    lanczos_ssim = clips[(clips["method"] == "lanczos") & (clips["metric"] == "ssim")].sort_values("clip")
+    names = ("lanczos", "REDS4", "ssim", "basicsr-reds4-rgb", lanczos_ssim["protocol_hash"].iloc[0])
+    low, high = bootstrap_mean_ci(lanczos_ssim["value"].to_numpy(), rng=interval_rng(3, "interval", *names))
     assert scores.loc[("ssim", "lanczos"), ["ci_low", "ci_high"]].tolist() == [low, high]
     assert low <= scores.loc[("ssim", "lanczos"), "value"] <= high
     # the Markdown leaderboard bolds exactly the "best" cells and underlines the "second" ones
