@@ -290,6 +290,8 @@ def infer_videos(
         pool = actors or (int(gpus) if use_gpu else 2)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
+        if not log.isEnabledFor(logging.INFO):  # Ray Data's execution plan and timing are for --verbose only
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
         items = ray.data.from_items([{"row": json.dumps(r)} for r in todo], override_num_blocks=len(todo))
         ds = items.map_batches(
             VideoSuperResolver, batch_size=1,

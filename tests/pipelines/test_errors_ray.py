@@ -12,6 +12,7 @@ The full-disk tests mount a 256 KiB tmpfs (root only; skipped where mounting is 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,11 @@ REPO = Path(__file__).resolve().parents[2]
 NO_SPACE = os.strerror(errno.ENOSPC)
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A 256 KiB tmpfs at ``tmp_path/small`` (skipped where mount is not permitted); unmounted afterwards."""
-    folder = tmp_path / "small"
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``folder`` (the test is skipped where mount is not permitted), unmounted after."""
     folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True,
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True,
                           text=True, timeout=30, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
@@ -44,6 +45,13 @@ def small_fs(tmp_path):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 256 KiB tmpfs at ``tmp_path/small``."""
+    with tmpfs(tmp_path / "small", "256k") as folder:
+        yield folder
 
 
 def _temporaries(folder: Path) -> list[Path]:
@@ -380,13 +388,7 @@ def test_infer_command_with_a_corrupt_checkpoint_prints_one_error_line(corrupt_c
 @pytest.mark.timeout(420)
 def test_run_on_a_full_disk_prints_one_error_line(tmp_path):
     """The demo run on a 3 MiB tmpfs: its sources fit, its shards do not."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True,
-                          text=True, timeout=30, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with tmpfs(tmp_path / "full", "3m") as folder:
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         done = subprocess.run([sys.executable, "-m", "seeclear_bench.cli", "run", "--out", str(folder / "run"),
                                "--no-progress"], cwd=REPO, env=env, capture_output=True, text=True, timeout=400,
@@ -396,5 +398,3 @@ def test_run_on_a_full_disk_prints_one_error_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith(f"error: no space left on device writing {folder}/run/"), \
             lines[:40]
         assert _temporaries(folder) == []
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30, check=False)
