@@ -78,7 +78,8 @@ def decode_video(url: str, max_frames: int | None = None) -> np.ndarray:
             declared = int(stream.frames or 0)
             expected_end = _declared_end_seconds(container, stream)
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range)))
+                # one swscale thread: with several, the YUV->RGB result depends on how slices fall (seen under load)
+                frames.append(frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range), threads=1))
                 if frame.pts is not None and frame.time_base is not None:
                     tick = float(frame.time_base)
                     pts.append(int(frame.pts))
@@ -176,11 +177,19 @@ def _encode_to(
     crf: int | None,
     bitrate: int | None,
     pix_fmt: str,
+    reproducible: bool = False,
 ) -> None:
     import av
 
     t, h, w, _ = frames.shape
     options = {"threads": "1"}  # one thread: x264's output then depends on the input only
+    if codec == "libx264":
+        params = ["threads=1", "lookahead-threads=1", "sliced-threads=0"]  # every x264 thread pinned
+        if reproducible:
+            # x264's macroblock-tree rate control made the same input encode two ways in one process, depending on
+            # what was encoded before (seen with 80x64 frames in ABR mode); without it the bytes depend on the input
+            params.append("mbtree=0")
+        options["x264-params"] = ":".join(params)
     if bitrate is None and crf is not None and codec in CRF_CODECS:
         options["crf"] = str(int(crf))
     try:
@@ -194,7 +203,9 @@ def _encode_to(
                 stream.bit_rate = int(bitrate)
             stream.codec_context.time_base = Fraction(1, int(fps))
             for i in range(t):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                # converted here with one swscale thread (the encoder's own conversion uses several, and then the
+                # YUV planes, so the bytes, depend on scheduling under CPU load)
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24").reformat(format=pix_fmt, threads=1)
                 frame.pts = i
                 frame.time_base = Fraction(1, int(fps))
                 container.mux(stream.encode(frame))
@@ -274,13 +285,18 @@ def encode_bytes(
     fps: int = 25,
     pix_fmt: str = "yuv420p",
     container_format: str = "mp4",
+    reproducible: bool = False,
 ) -> bytes:
-    """Encode ``(t h w 3)`` uint8 frames (even sizes for 4:2:0) into an in-memory container; deterministic bytes."""
+    """Encode ``(t h w 3)`` uint8 frames (even sizes for 4:2:0) into an in-memory container.
+
+    With ``reproducible`` the bytes depend on the input alone, whatever this process encoded before (x264 runs
+    without macroblock-tree rate control); degradations use it, so a test set can be rebuilt byte for byte.
+    """
     arr = _check_frames(frames, "encode_bytes")
     _validate_codec(codec, pix_fmt, fps, bitrate)
     buf = _stdio.BytesIO()
     _encode_to(buf, arr, container_format=container_format, codec=codec, fps=fps, crf=crf, bitrate=bitrate,
-               pix_fmt=pix_fmt)
+               pix_fmt=pix_fmt, reproducible=reproducible)
     return buf.getvalue()
 
 
@@ -289,7 +305,7 @@ def _decode_bytes(data: bytes) -> np.ndarray:
 
     with av.open(_stdio.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        return np.stack([f.to_ndarray(format="rgb24", threads=1) for f in container.decode(stream)])
 
 
 def codec_roundtrip(
@@ -303,7 +319,8 @@ def codec_roundtrip(
     """Compress frames with a lossy video codec in memory and decode them back (the codec artefacts).
 
     Odd frame sizes are padded by edge replication to even for 4:2:0 formats and cropped back afterwards.
-    Encoding is single-threaded with bit-exact flags, so the same input gives the same bytes and frames.
+    Encoding is single-threaded with bit-exact flags and (x264) no macroblock-tree rate control, and colour conversion
+    uses one thread, so the same input gives the same bytes and frames whatever ran before in the process.
 
     Args:
         frames: ``(t h w 3)`` uint8 RGB.
@@ -323,7 +340,7 @@ def codec_roundtrip(
     pad_h, pad_w = (h % 2, w % 2) if pix_fmt in _SUBSAMPLED_420 else (0, 0)
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    data = encode_bytes(arr, codec=codec, bitrate=bitrate, fps=fps, pix_fmt=pix_fmt)
+    data = encode_bytes(arr, codec=codec, bitrate=bitrate, fps=fps, pix_fmt=pix_fmt, reproducible=True)
     out = _decode_bytes(data)
     if out.shape != arr.shape:
         raise SeeClearError(f"codec {codec!r} round-trip returned {out.shape} for input {arr.shape}; "
