@@ -37,6 +37,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -116,6 +117,7 @@ def fit(
         "urls": [str(u) for u in shard_urls], "val_urls": [str(u) for u in val_urls], "out_url": out_url,
         "settings": dataclasses.asdict(settings), "seed": seed, "spec_hash": spec_hash, "progress": progress,
         "expect": {url: [d.n_bytes, d.sha256] for url, d in (expect or {}).items()},
+        "failure_url": io.join(out_url, f"_failure-{uuid.uuid4().hex[:12]}.json"),
     }
     resources = {"CPU": settings.cpus_per_worker, **({"GPU": 1} if settings.use_gpu else {})}
     trainer = TorchTrainer(
@@ -136,11 +138,13 @@ def fit(
     except Exception as exc:  # TrainingFailedError wraps the worker's exception
         from pipelines._ray import root_cause
 
+        _raise_recorded_failure(str(loop_config["failure_url"]))
         cause = root_cause(exc)
         if isinstance(cause, SeeClearError):
             raise SeeClearError(str(cause)) from None
         raise SeeClearError(f"training in {out_url} failed: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
                             " (see the worker log above); run again to resume from the last checkpoint") from exc
+    _raise_recorded_failure(str(loop_config["failure_url"]))  # the restarted workers ended at once: raise its line
     rows = _read_csv(io.join(out_url, "log.csv"), upto=None)
     recent = [float(r["loss"]) for r in rows[-20:]]
     result = {
@@ -319,8 +323,40 @@ def _validate(model: Any, val_urls: list[str], n: int, steps: int, seed: int,
     return {"psnr": sum(p for p, _ in scores) / len(scores), "ssim": sum(s for _, s in scores) / len(scores)}
 
 
+def _raise_recorded_failure(url: str) -> None:
+    """Raise the one line a worker recorded at ``url`` (`_train_loop`), if it did; the record is removed."""
+    if not io.exists(url):
+        return
+    from seeclear_bench.errors import Failure
+
+    failure = Failure(**io.read_json(url))
+    io.remove(url)
+    raise failure.error()
+
+
 def _train_loop(config: dict[str, Any]) -> None:
-    """The Ray Train worker function (one per rank)."""
+    """The Ray Train worker function (one per rank): `_train_worker`, failing fast on errors that would happen again.
+
+    Ray Train restarts the worker group after any worker error, up to ``max_failures`` times, and cannot tell a dead
+    node from a corrupt shard. A `SeeClearError` (bad input, a shard that fails its digest, no space left) would fail
+    every restart the same way, so the rank that meets one records it (``failure_url``) before raising; the restarted
+    workers find the record and return at once, and the driver raises its one line. Other errors (a peer that died
+    mid all-reduce, a killed worker) are left to Ray Train's restarts, which resume from the last checkpoint.
+    """
+    if io.exists(config["failure_url"]):
+        return
+    try:
+        _train_worker(config)
+    except SeeClearError as exc:
+        from seeclear_bench.errors import Failure
+
+        failure = Failure.capture(exc, "a training worker")
+        io.write_json(config["failure_url"], dataclasses.asdict(failure))
+        raise
+
+
+def _train_worker(config: dict[str, Any]) -> None:
+    """The training of one rank (see the module docstring)."""
     import shutil
     import tempfile
 
@@ -345,9 +381,11 @@ def _train_loop(config: dict[str, Any]) -> None:
         torch.set_num_threads(max(1, int(s["cpus_per_worker"])))
     if s["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    io.write_json(io.join(out_url, "workers", f"rank-{rank}.json"),
-                  {"rank": rank, "world": world, "pid": os.getpid(), "host": socket.gethostname(),
-                   "node_id": ray.get_runtime_context().get_node_id(), "started": time.time()})
+    rank_url = io.join(out_url, "workers", f"rank-{rank}.json")
+    attempts = int(io.read_json(rank_url).get("attempts", 0)) if io.exists(rank_url) else 0
+    io.write_json(rank_url, {"rank": rank, "world": world, "pid": os.getpid(), "host": socket.gethostname(),
+                             "node_id": ray.get_runtime_context().get_node_id(), "started": time.time(),
+                             "attempts": attempts + 1})
     model_cfg, cfg = _model_configs(s, seed)
     step_cfg = dataclasses.replace(cfg, grad_clip=None)  # clipping happens after the all-reduce
 

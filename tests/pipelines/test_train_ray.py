@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,27 @@ def test_corrupt_shard_is_named(ray_session, shards, tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(SeeClearError, match="bad.tar"):
         fit([str(bad), *shards[1:2]], str(tmp_path / "run"), settings=settings(steps=4, workers=1), progress=False)
+
+
+@pytest.mark.timeout(400)
+def test_an_error_that_would_happen_again_is_not_retried(ray_session, shards, tmp_path):
+    """A shard that fails its manifest digest fails every restart the same way: with max_failures=2 the rank that met
+    it trains once, the restarted group ends at once, and the driver raises that one line."""
+    import json
+
+    from pipelines.train import fit
+    from seeclear_bench.data.shards import ShardDigest
+
+    expect = {url: ShardDigest(Path(url).stat().st_size, hashlib.sha256(Path(url).read_bytes()).hexdigest())
+              for url in shards[:2]}
+    expect[shards[0]] = ShardDigest(expect[shards[0]].n_bytes, "0" * 64)  # the manifest says otherwise
+    out = tmp_path / "run"
+    with pytest.raises(SeeClearError) as err:
+        fit(shards[:2], str(out), settings=settings(steps=4, workers=1, max_failures=2), progress=False, expect=expect)
+    assert "\n" not in str(err.value) and f"{Path(shards[0]).name} fails its SHA-256 check: expected {'0' * 64}" \
+        in str(err.value)
+    assert json.loads((out / "workers" / "rank-0.json").read_text())["attempts"] == 1  # not 3
+    assert not list(out.glob("_failure-*.json"))
 
 
 def test_train_table_is_validated():
