@@ -1,8 +1,7 @@
-"""Shared fixtures: offline settings, one Ray instance per test session, the shared goldens folder."""
+"""Shared fixtures: offline settings, one Ray instance per test session, a local S3 endpoint."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -10,15 +9,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path | None:
-    """``shared/`` beside the checkout (CI clones main next to a copy of it)."""
-    for candidate in (REPO.parent / "shared", REPO.parent.parent / "shared"):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="session")
