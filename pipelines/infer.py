@@ -203,7 +203,7 @@ class VideoSuperResolver:
             io.write_bytes(predictions.frame(dataset, clip, index), data)
             checksums[frame_name(index)] = io.sha256_bytes(data)
         record = {
-            "method": METHOD, "identity": video_identity(row, described), "method_config": described,
+            "method": METHOD, "identity": video_identity(row, described),
             "device": self.upscaler.device, "dataset": dataset,
             "clip": clip, "frames": checksums, "clip_frames": self.upscaler.model.config.clip_frames,
             **self.extra,

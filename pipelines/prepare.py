@@ -11,6 +11,7 @@ from typing import Any
 from pipelines._ray import run_tasks
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
+from seeclear_bench.data.schema import MANIFEST_NAME
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.layout import RunLayout
 from seeclear_bench.stages import prepare_group
@@ -70,6 +71,7 @@ def run(
         clips: Clips per dataset from :func:`discover` (discovered here when not given).
     """
     from seeclear_bench.data.shards import read_manifest, write_manifest
+    from seeclear_bench.data.shardset import content_digest
     from seeclear_bench.identity import shards_identity, shards_inputs
     from seeclear_bench.provenance import record
 
@@ -94,11 +96,9 @@ def run(
                     clip_shards[ref.clip_id] = [info["name"] for info in group_infos]
         url = layout.shards(source.name)
         identity = identities[source.name]
-        current = _current_manifest(url, read_manifest)
-        entries = sorted(({k: info[k] for k in ("name", "n_samples", "n_bytes", "sha256")} | {"keys": list(info["keys"])}
-                          for info in infos), key=lambda e: e["name"])
-        if (current is None or current.get("shards") != entries
-                or (current.get("extra") or {}).get("shards_identity") != identity):
+        current = _current_manifest(url)
+        if (current is None or (current.get("extra") or {}).get("shards_identity") != identity
+                or content_digest(current.get("shards", [])) != content_digest(infos)):
             extra = record(
                 dataset=source.name,
                 source=source.url,
@@ -117,8 +117,11 @@ def run(
     return manifests
 
 
-def _current_manifest(url: str, read: Any) -> dict[str, Any] | None:
+def _current_manifest(url: str) -> dict[str, Any] | None:
+    """The shard set's manifest as it is, or None when there is none (or none readable) yet."""
+    from seeclear_bench.data.shards import read_manifest
+
     try:
-        return dict(read(url)) if io.exists(io.join(url, "manifest.json")) else None
+        return read_manifest(url) if io.exists(io.join(url, MANIFEST_NAME)) else None
     except SeeClearError:
         return None

@@ -210,12 +210,10 @@ def infer(
     InferStageConfig(cpus_per_actor=cpus_per_actor, actors=actors, mp4=mp4, fps=fps)  # validated before Ray starts
     from pipelines._ray import connect
     from pipelines.infer import infer_videos, videos_from_input
-    from seeclear_bench import io
     from seeclear_bench.provenance import record
 
     rows = videos_from_input(source, dataset=dataset, layout=layout)
-    with _owning(out):
-        io.check_writable(out)
+    with _owning(out):  # the lock checks that `out` can be written
         connect(address)
         done = infer_videos(rows, out, checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,
                             distiller=distiller, mp4=mp4, fps=fps, cpus_per_actor=cpus_per_actor, actors=actors,

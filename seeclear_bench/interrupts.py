@@ -110,15 +110,13 @@ def interrupted_by(exc: BaseException) -> Interrupted | None:
     is the one `received`, else SIGINT), or wrapped (``SystemError: ... returned a result with an exception set``
     from native code, or a library's own error raised from it).
     """
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
+    from seeclear_bench.errors import exception_chain
+
+    for cur in exception_chain(exc):
         if isinstance(cur, Interrupted):
             return cur
         if isinstance(cur, KeyboardInterrupt):
             return Interrupted(received() or signal.SIGINT)
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
     return None
 
 

@@ -23,7 +23,7 @@ from typing import Any, Final
 import fsspec
 from fsspec.core import url_to_fs
 
-from seeclear_bench.errors import SeeClearError
+from seeclear_bench.errors import SeeClearError, exception_chain
 
 READ_ONLY_PROTOCOLS = ("http", "https")
 
@@ -92,6 +92,7 @@ def glob(url_pattern: str) -> list[str]:
 
 
 def read_bytes(url: str) -> bytes:
+    """The whole file at ``url``; any failure to read it is one line naming it (a symbolic link loop says so)."""
     fs, path = split(url)
     try:
         with fs.open(path, "rb") as f:
@@ -100,6 +101,11 @@ def read_bytes(url: str) -> bytes:
         raise SeeClearError(f"expected a file at {url!r}, found nothing") from exc
     except (IsADirectoryError, PermissionError) as exc:
         raise SeeClearError(f"cannot read {url!r}: {exc.__class__.__name__}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeeClearError(f"{url!r} is a symbolic link loop (it never reaches a file); fix or remove the link") \
+                from exc
+        raise SeeClearError(f"cannot read {url!r}: {exc.strerror or exc.__class__.__name__}") from exc
 
 
 def read_json(url: str) -> Any:
@@ -115,16 +121,12 @@ _WRITE_ERRNOS: Final = _NO_SPACE | {errno.EIO, errno.EFBIG, errno.EROFS}
 def _write_errno(exc: BaseException) -> int | None:
     """The errno in ``_WRITE_ERRNOS`` that ``exc`` (or an OSError it was raised from) carries, else None. Libraries
     that re-raise without an errno (pyarrow, say) are recognised by the system's message for ENOSPC."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
+    for cur in exception_chain(exc):
         if isinstance(cur, OSError):
             if cur.errno in _WRITE_ERRNOS:
                 return cur.errno
             if cur.errno is None and os.strerror(errno.ENOSPC) in str(cur):
                 return errno.ENOSPC
-        cur = cur.__cause__ or cur.__context__
     return None
 
 

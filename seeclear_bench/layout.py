@@ -59,10 +59,9 @@ class _Folder:
     """A root URL and the checked joins under it."""
 
     def __init__(self, root: str) -> None:
-        root = str(root).rstrip("/") or "/"
-        if not root:
+        if not str(root):
             raise SeeClearError("output folder is empty; pass --out")
-        self.root = root
+        self.root = str(root).rstrip("/") or "/"
 
     def _under(self, *parts: str) -> str:
         """``root/part/...``; every part must be a fixed name of this module or a name checked by ``check_name``."""

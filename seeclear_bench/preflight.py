@@ -39,25 +39,20 @@ class Preflight:
 
 
 def check_output(layout: RunLayout) -> list[str]:
-    """The output folder is a folder (or can be made), holds no file where the layout expects a folder, and is
-    writable."""
+    """The output folder is writable (`io.check_writable`: a file in its place is said so) and holds no file where
+    the layout expects a folder."""
     root = layout.root
-    fs, path = io.split(root)
-    if fs.exists(path) and not fs.isdir(path):
-        return [f"output {root} is a file, expected a folder; pass another --out or move the file away"]
+    try:
+        io.check_writable(root)
+    except SeeClearError as exc:
+        return [str(exc)]
     problems = []
     for sub in ("shards", "predictions", "metrics", "train", "figures", "source"):
         url = io.join(root, sub)
         sub_fs, sub_path = io.split(url)
         if sub_fs.exists(sub_path) and not sub_fs.isdir(sub_path):
             problems.append(f"{url} is a file, but the run writes a folder there; move it away")
-    if problems:
-        return problems
-    try:
-        io.check_writable(root)
-    except SeeClearError as exc:
-        return [str(exc)]
-    return []
+    return problems
 
 
 def check_run(cfg: RunConfig, layout: RunLayout) -> Preflight:

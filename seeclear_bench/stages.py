@@ -28,10 +28,6 @@ from seeclear_bench.layout import PredictionSet, RunLayout, frame_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["frame_name", "prepare_group", "score_clip_from_shards", "score_clip_pair", "upscale_shard",
-           "verified_record", "window_starts"]
-
-
 def window_starts(n_frames: int, window: int, stride: int, partial: str) -> list[tuple[int, int]]:
     """(start, stop) of each window over ``n_frames`` frames; ``window`` 0 means the whole clip.
 
@@ -119,7 +115,7 @@ def prepare_group(
                         "seed": cfg.seed,
                         "shards_identity": identity,
                         "source_url": ref.url,
-                        **({"clip_label": ref.label} if getattr(ref, "label", "") else {}),
+                        **({"clip_label": ref.label} if ref.label else {}),
                     },
                 )
             )
@@ -148,9 +144,9 @@ def _shard_name(info: Mapping[str, Any]) -> str:
 
 
 def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int] = (64, 64), window: int = 5,
-                        max_samples_per_shard: int = 2, spec_hash: str = "demo", shards_dir: str = "shards") -> list[str]:
-    """Demo footage under ``root_url/src`` prepared into a shard set (shards and ``manifest.json``) under
-    ``root_url/<shards_dir>`` in this process (no Ray).
+                        max_samples_per_shard: int = 2, spec_hash: str = "demo") -> list[str]:
+    """Demo footage under ``root_url/src`` prepared into a shard set (shards and ``manifest.json``) where a run folder
+    keeps it, ``root_url/shards/demo``, in this process (no Ray).
 
     For benchmarks and tests that need a small real shard set; returns the shard URLs.
     """
@@ -164,23 +160,12 @@ def prepare_demo_shards(root_url: str, *, frames: int = 10, size: tuple[int, int
     cfg = RunConfig.from_dict({"data": {"sources": [{"name": "demo", "url": src, "layout": "clips"}]},
                                "shards": {"window": window, "max_samples_per_shard": max_samples_per_shard}})
     source = cfg.data.sources[0]
-    layout = _ShardsOnly(root_url, shards_dir)
+    layout = RunLayout(root_url)
     infos = prepare_group(cfg, source, discover_clips(src, layout="clips", dataset="demo"), 0, layout,
                           shards_identity(cfg, source))
     out = layout.shards("demo")
     write_manifest(out, infos, spec_hash=spec_hash)
     return [io.join(out, info["name"]) for info in infos]
-
-
-class _ShardsOnly(RunLayout):
-    """A run layout whose shard set lives at ``<root>/<folder>`` (for :func:`prepare_demo_shards`)."""
-
-    def __init__(self, root: str, folder: str) -> None:
-        super().__init__(root)
-        self.folder = folder
-
-    def shards(self, dataset: str) -> str:
-        return self._under(self.folder)
 
 
 def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list[Any]) -> dict[str, Any]:
@@ -235,7 +220,7 @@ def upscale_shard(shard: tuple[str, ShardDigest], shards_digest: str, methods: A
                 io.write_bytes(predictions.frame(sample.dataset, sample.clip_id, index), data)
                 checksums[frame_name(index)] = io.sha256_bytes(data)
             io.write_json(record_url, {
-                "method": name, "identity": identities[name], "method_config": identities[name]["method"],
+                "method": name, "identity": identities[name],
                 "dataset": sample.dataset, "clip": sample.clip_id, "key": sample.key, "frames": checksums,
                 "scale": scale, **provenance,
             })
@@ -344,12 +329,6 @@ def _select_rows(rows: pd.DataFrame, pairs: set[tuple[str, str]]) -> pd.DataFram
     return rows[keep].reset_index(drop=True)
 
 
-def _frames_digest(frames: Sequence[bytes] | np.ndarray) -> str:
-    """SHA-256 over the SHA-256 of each frame (encoded bytes, or a decoded array's raw bytes), in order."""
-    items = [io.sha256_bytes(f if isinstance(f, bytes) else np.ascontiguousarray(f).tobytes()) for f in frames]
-    return io.sha256_bytes("\n".join(items).encode("ascii"))
-
-
 def score_clip_from_shards(
     clip: Any,
     methods: Sequence[str],
@@ -368,6 +347,7 @@ def score_clip_from_shards(
         The clip's rows of the per-frame table (``metric_hash`` included).
     """
     from seeclear_bench.data.frames import decode_frame
+    from seeclear_bench.metrics.scoring import digest_frames
 
     numbers, gt = clip.frames("hr")
     encoded: dict[str, list[tuple[str, bytes]]] = {}
@@ -379,9 +359,9 @@ def score_clip_from_shards(
     def loader(pairs: list[tuple[str, bytes]]) -> Callable[[], np.ndarray]:
         return lambda: np.stack([decode_frame(data, name=url) for url, data in pairs])
 
-    preds = {name: (_frames_digest([d for _, d in pairs]), loader(pairs)) for name, pairs in encoded.items()}
+    preds = {name: (digest_frames([d for _, d in pairs]), loader(pairs)) for name, pairs in encoded.items()}
     return score_with_reuse(layout.metrics_part(clip.dataset, clip.clip_id), dataset=clip.dataset, clip=clip.clip_id,
-                            gt=(_frames_digest(gt), lambda: gt), preds=preds, metrics=metrics,
+                            gt=(digest_frames(gt), lambda: gt), preds=preds, metrics=metrics,
                             protocol_name=protocol_name, frames=numbers)
 
 
@@ -416,6 +396,8 @@ def score_clip_pair(
     Args:
         part_url: where to keep the clip's rows (:func:`score_with_reuse`); None: always score, keep nothing.
     """
+    from seeclear_bench.metrics.scoring import digest_frames
+
     pred_frames, gt_frames = load_clip(pred), load_clip(gt)
     if len(pred_frames) != len(gt_frames):
         raise SeeClearError(
@@ -423,6 +405,6 @@ def score_clip_pair(
             f"{len(gt_frames)}"
         )
     return score_with_reuse(part_url, dataset=dataset, clip=gt.clip_id,
-                            gt=(_frames_digest(gt_frames), lambda: gt_frames),
-                            preds={method: (_frames_digest(pred_frames), lambda: pred_frames)}, metrics=metrics,
+                            gt=(digest_frames(gt_frames), lambda: gt_frames),
+                            preds={method: (digest_frames(pred_frames), lambda: pred_frames)}, metrics=metrics,
                             protocol_name=protocol_name)

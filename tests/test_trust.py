@@ -120,19 +120,21 @@ def test_a_shard_whose_bytes_differ_from_its_manifest_is_one_line_with_both_dige
     opened = ShardSet.open(shard_set, dataset="demo")
     entry = opened.entries[0]
     tar = Path(shard_set) / entry.name
+    with tarfile.open(tar) as archive:  # a byte of the padding after a member's data: no frame check covers it
+        member = next(m for m in archive.getmembers() if m.size % 512)
     data = bytearray(tar.read_bytes())
-    data[700] ^= 0xFF  # inside the first member's header padding or data: tarfile alone may not notice
+    data[member.offset_data + member.size] = 0xFF
     tar.write_bytes(bytes(data))
     found = hashlib.sha256(bytes(data)).hexdigest()
     clip = next(c for c in opened.clips if entry.name in opened.clip(c).shard_urls[0])
     with pytest.raises(SeeClearError) as err:
         opened.clip(clip).frames("hr")
     message = str(err.value)
-    assert "\n" not in message and entry.name in message
-    assert f"expected {entry.sha256}, found {found}" in message or "fails its sha256 check" in message
+    assert "\n" not in message
+    assert f"{entry.name} fails its SHA-256 check: expected {entry.sha256}, found {found}" in message
     # the training reader checks the same digest while it streams
     stream = make_webdataset(opened.shard_urls(), expect=opened.expected(), split_by_node=False)
-    with pytest.raises(SeeClearError, match="SHA-256|sha256"):
+    with pytest.raises(SeeClearError, match=f"fails its SHA-256 check: expected {entry.sha256}, found {found}"):
         list(stream)
 
 

@@ -139,8 +139,7 @@ class ShardSet:
         check_name(name, f"dataset name of the shard set {url}")
         index = extra.get("clip_shards")
         if index is None:
-            shard_set = cls(url, name, entries, {}, manifest)
-            return cls(url, name, entries, shard_set._scan(), manifest)
+            return cls(url, name, entries, _scan(url, entries), manifest)
         if not isinstance(index, dict):
             raise SeeClearError(f"{where}: extra.clip_shards must map clip names to shard names")
         checked: dict[str, list[str]] = {}
@@ -191,22 +190,22 @@ class ShardSet:
         for url, digest in self.shards():
             yield from iter_shard(url, verify=True, expect=digest)
 
-    def _scan(self) -> dict[str, list[str]]:
-        """The clip index of a set whose manifest has none: one verified pass over its shards."""
-        index: dict[str, list[str]] = {}
-        for entry in self.entries:
-            for sample in iter_shard(io.join(self.url, entry.name), verify=True, expect=entry.digest):
-                index.setdefault(sample.clip_id, [])
-                if entry.name not in index[sample.clip_id]:
-                    index[sample.clip_id].append(entry.name)
-        return index
-
-
 def content_digest(entries: Sequence[ShardEntry] | Sequence[Mapping[str, Any]]) -> str:
     """12 hex digits of the SHA-256 of the shards' names, sample counts and SHA-256, in name order."""
     rows = sorted((str(e.name), int(e.n_samples), str(e.sha256)) if isinstance(e, ShardEntry)
                   else (str(e["name"]), int(e["n_samples"]), str(e["sha256"])) for e in entries)
     return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:DIGEST_DIGITS]
+
+
+def _scan(url: str, entries: Sequence[ShardEntry]) -> dict[str, list[str]]:
+    """The clip index of a set whose manifest has none: one verified pass over its shards."""
+    index: dict[str, list[str]] = {}
+    for entry in entries:
+        for sample in iter_shard(io.join(url, entry.name), verify=True, expect=entry.digest):
+            index.setdefault(sample.clip_id, [])
+            if entry.name not in index[sample.clip_id]:
+                index[sample.clip_id].append(entry.name)
+    return index
 
 
 def _entry(item: Any, where: str) -> ShardEntry:

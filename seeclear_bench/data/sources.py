@@ -470,17 +470,11 @@ def _check_window(ref: ClipRef, start: int, max_frames: int | None) -> None:
 
 
 def _read_frame_bytes(url: str) -> bytes:
-    """The bytes of one frame file; every failure is one SeeClearError line naming the frame and the fix."""
+    """The bytes of one frame file; a failure is `io.read_bytes`' one line plus the fix."""
     try:
-        return io.read_bytes(url)
+        return io.read_bytes(url)  # a missing file, a link loop, no permission: one line naming it
     except SeeClearError as exc:
         raise SeeClearError(f"{exc}; re-copy the clip") from exc
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SeeClearError(
-                f"frame {url!r} is a symbolic link loop (it never reaches a file); fix or remove the link"
-            ) from exc
-        raise SeeClearError(f"cannot read frame {url!r}: {exc.strerror or exc.__class__.__name__}") from exc
 
 
 def _read_bytes(urls: list[str]) -> list[bytes]:

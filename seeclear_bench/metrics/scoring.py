@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -126,7 +126,11 @@ def _score_one(method: str, pred: np.ndarray, gt: np.ndarray, dataset: str, clip
     return parts
 
 
-def digest_frames(frames: Mapping[str, Sequence[bytes]] | Mapping[str, Any]) -> str:
-    """SHA-256 over ``{name: [sha256 of each frame's bytes]}``: identifies exactly what was scored."""
-    canonical = json.dumps({k: list(v) for k, v in sorted(frames.items())}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def digest_frames(frames: Sequence[bytes] | np.ndarray) -> str:
+    """SHA-256 over the SHA-256 of each frame (its encoded bytes, or a decoded array's raw bytes), in order: identifies
+    exactly which frames one method (or the ground truth) had when a clip was scored."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        data = frame if isinstance(frame, bytes) else np.ascontiguousarray(frame).tobytes()
+        digest.update(hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
+    return digest.hexdigest()

@@ -78,7 +78,7 @@ def run_provenance(run_url: str) -> dict[str, Any]:
     Returns:
         ``{"created_at", "spec_hash", "command" (if recorded), "manifests": {dataset: manifest hash},
         "records": {(method, dataset): {field: value}}}``; the records are the provenance fields found in the first
-        upscale record of each method and dataset under ``predictions/`` (its ``method_config`` included).
+        upscale record of each method and dataset under ``predictions/`` (the method's settings in its ``identity``).
     """
     from seeclear_bench.data.schema import MANIFEST_NAME
     from seeclear_bench.layout import RunLayout
@@ -105,7 +105,9 @@ def run_provenance(run_url: str) -> dict[str, Any]:
             found = [url for clip in predictions.clips(dataset) for url in predictions.records(dataset, clip)]
             if found:
                 raw = io.read_json(min(found))
-                config = raw.get("method_config") if isinstance(raw.get("method_config"), dict) else {}
+                identity = raw.get("identity")
+                config = identity.get("method") if isinstance(identity, dict) else None
+                config = config if isinstance(config, dict) else {}
                 record = normalise_columns(pd.DataFrame([{**raw, **config}]))
                 records[(method, dataset)] = {
                     k: record.at[0, k] for k in FIELDS if k in record.columns and pd.notna(record.at[0, k])

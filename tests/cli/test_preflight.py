@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 EXE = [sys.executable, "-m", "seeclear_bench.cli"]
 
@@ -21,10 +20,8 @@ def test_everything_missing_is_listed_in_one_line_before_ray_starts(tmp_path):
         f'[methods.seeclear]\ncheckpoint = "{tmp_path / "no-checkpoint"}"\n'
         '[evaluate]\nmetrics = ["psnr", "dists"]\n')
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEECLEAR_WEIGHTS": str(empty), "TORCH_HOME": str(empty)}
-    started = time.perf_counter()
     out = subprocess.run([*EXE, "run", str(spec), "--out", str(tmp_path / "out")], capture_output=True, text=True,
                          timeout=120, env=env)
-    elapsed = time.perf_counter() - started
     assert out.returncode == 1, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
@@ -34,7 +31,6 @@ def test_everything_missing_is_listed_in_one_line_before_ray_starts(tmp_path):
     assert "weights 'vgg16'" in line and "weights 'dists'" in line  # every missing weight file
     assert "methods.seeclear.checkpoint" in line and "no-checkpoint" in line  # the checkpoint
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # nothing written, no spec.json, no lock
-    assert elapsed < 60  # no Ray start-up, no stage ran (a loose bound: it takes a few seconds)
 
 
 def test_a_checkpoint_whose_files_fail_their_digests_is_found_before_ray_starts(tmp_path):

@@ -86,8 +86,8 @@ def test_memory_carries_across_clips_and_runs_resume(ray_session, tmp_path):
     import json
 
     record = json.loads((out / "lr" / row["clip_id"] / "_records" / f"{RECORD}.json").read_text())
-    assert record["method_config"]["steps"] == 1 and len(record["frames"]) == 10
-    assert len(record["method_config"]["checkpoint_hash"]) == 64
+    assert record["identity"]["method"]["steps"] == 1 and len(record["frames"]) == 10
+    assert len(record["identity"]["method"]["checkpoint_hash"]) == 64
 
     assert infer_videos(rows, str(out), checkpoint=ckpt, steps=1, progress=False) == {"written": 0, "skipped": 2}
     (out / "lr" / rows[1]["clip_id"] / "00000003.png").write_bytes(b"damaged")

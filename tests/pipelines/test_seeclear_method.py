@@ -51,8 +51,8 @@ def test_seeclear_predictions_are_recorded_and_reproducible(tmp_path, ray_sessio
     # an untrained SeeClear's head is zero, so it returns its residual base: the MATLAB-bicubic upsampled LR
     assert np.abs(pred - base).max() <= 1 and np.mean(pred != base) < 0.01
     record = io.read_json(io.join(pred_url, "_records", "d__astronaut_pan__000000.json"))
-    assert record["method_config"]["checkpoint_hash"] == checkpoint_hash(untrained_checkpoint)
-    assert record["method_config"]["steps"] == 2 and record["method_config"]["preset"] == "tiny"
+    assert record["identity"]["method"]["checkpoint_hash"] == checkpoint_hash(untrained_checkpoint)
+    assert record["identity"]["method"]["steps"] == 2 and record["identity"]["method"]["preset"] == "tiny"
     again = run(_cfg(source, untrained_checkpoint), out, progress=False)
     assert again.upscaled == {"written": 0, "skipped": 4}
     changed = run(_cfg(source, untrained_checkpoint, steps=1), out, progress=False)

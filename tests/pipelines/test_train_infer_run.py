@@ -75,7 +75,7 @@ def test_one_command_trains_infers_evaluates_and_reports(ray_session, tiny_clips
     want = SeeClearUpscaler(str(exported[0]), distiller=tiny_clipseg.folder, device="cpu")(lr, 4, key="ho/chelsea_pan")
     got = np.stack([read_frame(str(p)) for p in pngs])
     assert np.array_equal(got, want)
-    assert record["method_config"]["checkpoint_hash"] == checkpoint_hash(str(exported[0]))
+    assert record["identity"]["method"]["checkpoint_hash"] == checkpoint_hash(str(exported[0]))
 
     frames = pd.read_parquet(f"{out}/metrics/frames.parquet")
     assert set(frames["dataset"]) == {"ho"}  # training data is not scored

@@ -30,8 +30,7 @@ def make_shards(root, *, frames: int = 10, per_shard: int = 2, darken: int = 40)
     from seeclear_bench.data.shards import Sample, iter_shard, write_shard
     from seeclear_bench.stages import prepare_demo_shards
 
-    plain = prepare_demo_shards(str(root), frames=frames, max_samples_per_shard=per_shard, spec_hash="test",
-                                shards_dir="plain")
+    plain = prepare_demo_shards(str(root), frames=frames, max_samples_per_shard=per_shard, spec_hash="test")
     urls = []
     for url in plain:
         samples = [Sample(key=s.key, dataset=s.dataset, clip_id=s.clip_id, frame_indices=s.frame_indices,
