@@ -19,7 +19,6 @@ Conventions (see CONVENTIONS.md, "BI" and "BD"):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io as _stdio
 import math
 from dataclasses import dataclass
@@ -42,12 +41,11 @@ def clip_rng(seed: int, clip_id: str) -> np.random.Generator:
 
     Independent of the machine, the process and the number of workers; different clip ids give independent streams.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SeeClearError(f"seed must be a non-negative integer, got {seed!r}")
+    from seeclear_bench.seeds import named_rng
+
     if not isinstance(clip_id, str) or not clip_id:
         raise SeeClearError(f"clip_id must be a non-empty string, got {clip_id!r}")
-    clip_hash = int.from_bytes(hashlib.sha256(clip_id.encode("utf-8")).digest()[:8], "big")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), clip_hash])))
+    return named_rng(seed, clip_id)
 
 
 def modcrop(clip: np.ndarray, scale: int) -> np.ndarray:

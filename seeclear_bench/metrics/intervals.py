@@ -9,7 +9,6 @@ run's report and in a merged leaderboard that holds more rows.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Final
 
@@ -23,7 +22,7 @@ LEVEL: Final = 0.95
 
 
 def interval_rng(seed: int, *names: str) -> np.random.Generator:
-    """The generator of one interval: PCG64 from ``SeedSequence([seed, sha256(names)])``.
+    """The generator of one interval: :func:`seeclear_bench.seeds.named_rng` of ``seed`` and the names.
 
     Args:
         seed: Non-negative seed of the report.
@@ -33,10 +32,9 @@ def interval_rng(seed: int, *names: str) -> np.random.Generator:
     Returns:
         A generator that depends on ``seed`` and ``names`` only, not on the table's other rows or their order.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SeeClearError(f"the bootstrap seed must be a non-negative integer, got {seed!r}")
-    digest = hashlib.sha256(json.dumps([str(n) for n in names], ensure_ascii=False).encode("utf-8")).digest()
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int.from_bytes(digest, "big")])))
+    from seeclear_bench.seeds import named_rng
+
+    return named_rng(seed, json.dumps([str(n) for n in names], ensure_ascii=False))
 
 
 def bootstrap_mean_ci(
