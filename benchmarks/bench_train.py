@@ -25,28 +25,36 @@ def make_shards(root: Path) -> list[str]:
 
 
 def train_rate(shards: list[str], out: Path, *, workers: int, steps: int, preset: str, gpu: bool) -> float:
-    from pipelines.train import fit, read_log
+    from pipelines.train import fit, plan_for
     from seeclear_bench.config import TrainStageConfig
     from seeclear_bench.data.shardset import ShardSet
+    from seeclear_bench.layout import TrainFolder
+    from seeclear_bench.train import read_log
 
     shard_set = ShardSet.open(str(Path(shards[0]).parent))  # the one reader: every shard verified as it streams
 
-    settings = TrainStageConfig(workers=workers, use_gpu=gpu, cpus_per_worker=0.5 if not gpu else 2, steps=steps,
-                                warmup=1, batch=2, crop=32 if not gpu else 128, checkpoint_every=steps, preset=preset,
-                                max_failures=0)
-    fit(shard_set.shard_urls(), str(out), settings=settings, progress=False, expect=shard_set.expected())
-    rows = read_log(str(out))[2:]
-    seconds = float(rows[-1]["seconds"]) - float(read_log(str(out))[1]["seconds"])
-    return len(rows) * settings.batch * workers / seconds
+    batch = 2
+    settings = TrainStageConfig(workers=workers, use_gpu=gpu, cpus_per_worker=0.5 if not gpu else 2,
+                                checkpoint_every=steps, preset=preset, max_failures=0,
+                                config={"steps": steps, "warmup": 1, "batch_size": batch, "clips_per_sample": 1,
+                                        "crop_size": 32 if not gpu else 128})
+    plan = plan_for(settings, shard_set.shard_urls(), expect=shard_set.expected())
+    fit(plan, str(out), settings, progress=False)
+    log = read_log(TrainFolder(str(out)), "condenser")
+    rows = log[2:]
+    seconds = float(rows[-1]["seconds"]) - float(log[1]["seconds"])
+    return len(rows) * batch * workers / seconds
 
 
 def infer_rate(root: Path, steps: int, actors: int) -> tuple[float, int]:
     import torch
 
     from model.seeclear import SeeClear, SeeClearConfig
-    from pipelines.infer import infer_videos, videos_from_url
+    from pipelines.upscale import predict_videos
     from seeclear_bench.checkpoints import save_checkpoint
+    from seeclear_bench.config import MethodsConfig, SeeClearMethodConfig
     from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.predict import videos_from_url
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -54,7 +62,8 @@ def infer_rate(root: Path, steps: int, actors: int) -> tuple[float, int]:
     write_demo_source(str(root / "lr"), frames=10, size=(32, 32))
     rows = videos_from_url(str(root / "lr"), dataset="lr", layout="clips")
     start = time.perf_counter()
-    infer_videos(rows, str(root / "out"), checkpoint=ckpt, steps=steps, actors=actors, progress=False)
+    methods = MethodsConfig(names=("seeclear",), seeclear=SeeClearMethodConfig(checkpoint=ckpt, steps=steps))
+    predict_videos(rows, {"seeclear": str(root / "out")}, methods, actors=actors, progress=False)
     frames = 10 * len(rows)
     return frames / (time.perf_counter() - start), frames
 

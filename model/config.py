@@ -36,8 +36,10 @@ class NetworkConfig:
         mfsa_window: spatial window side of MFSA.
         frames: frames per clip m (also the MFSA temporal window and the size of the frame embedding).
         n_tokens: semantic tokens k per frame (O_i).
-        token_dim: width d of O_i (the distiller's output; 512 for CLIPSeg ViT-B/16).
-        seg_channels: channels of P_i (the vocabulary size for CLIPSeg: 133 for COCO-panoptic).
+        token_dim: width d of O_i (the distiller's output: 256 for Mask2Former Swin-T, its decoder's hidden_dim;
+            512 for CLIPSeg ViT-B/16, its projection_dim).
+        seg_channels: channels of P_i (Mask2Former: its mask_feature_size, 256; CLIPSeg: the vocabulary size, 133 for
+            COCO-panoptic).
         clip_dim: width of the clip tokens O_c (instance encoder-decoder).
         clip_heads: heads of the instance encoder-decoder.
         clip_ffn: FFN width of the instance encoder-decoder.
@@ -47,11 +49,17 @@ class NetworkConfig:
         memory_groups: G, CaTeGory groups.
         memory_dim: D, CaTeGory texture width.
         memory_pool: decoder features are pooled to at most this side per frame for the memory update.
-        distiller: "learned" (trained from scratch, offline) or "clipseg" (frozen CLIPSeg, weights loaded outside).
+        distiller: "learned" (trained from scratch, offline), "mask2former" (frozen Mask2Former panoptic, the
+            paper preset's) or "clipseg" (frozen CLIPSeg); the frozen ones' weights are loaded outside ``model/``.
+            Their sizes (token_dim, seg_channels, n_tokens <= queries) are checked against the loaded model when the
+            model is built (`model.networks.check_distiller`), as this config cannot know the checkpoint.
         distiller_channels: width of the learned distiller's 1/4-size features.
         distiller_layers: transformer layers of the learned distiller.
         distiller_heads: attention heads of the learned distiller.
-        clipseg_input_size: square input side of CLIPSeg.
+        distiller_scale: the fixed factor by which a frozen distiller resizes the frames it is given (the upsampled
+            LR y, at HR size), keeping their aspect ratio; the same for training crops and whole frames.
+        clipseg_input_size: not read any more (CLIPSeg used to squash frames to this square side; frames now keep
+            their aspect at ``distiller_scale``); kept only so configs saved with it still load.
 
     Raises:
         ValueError: naming the field, on an invalid value.
@@ -82,10 +90,11 @@ class NetworkConfig:
     memory_groups: int = 64
     memory_dim: int = 256
     memory_pool: int = 16
-    distiller: Literal["learned", "clipseg"] = "learned"
+    distiller: Literal["learned", "clipseg", "mask2former"] = "learned"
     distiller_channels: int = 64
     distiller_layers: int = 2
     distiller_heads: int = 4
+    distiller_scale: float = 1.0
     clipseg_input_size: int = 352
 
     def __post_init__(self) -> None:
@@ -114,8 +123,13 @@ class NetworkConfig:
                     f"network.head_dim ({self.head_dim}) gives {heads} heads for width {width}, which they do not "
                     "divide; pick base_channels/channel_mult/memory_dim as multiples of head_dim"
                 )
-        if self.distiller not in ("learned", "clipseg"):
-            raise ValueError(f"network.distiller must be 'learned' or 'clipseg', got {self.distiller!r}")
+        if self.distiller not in ("learned", "clipseg", "mask2former"):
+            raise ValueError(
+                f"network.distiller must be 'learned', 'clipseg' or 'mask2former', got {self.distiller!r}"
+            )
+        scale = self.distiller_scale
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ValueError(f"network.distiller_scale must be a number > 0 (a resize factor), got {scale!r}")
 
     @property
     def level_channels(self) -> tuple[int, ...]:
@@ -182,14 +196,16 @@ class NetworkConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> NetworkConfig:
-        """Sized near the paper's 229.23 M parameters (Table 5), with the frozen CLIPSeg distiller (ViT-B/16,
-        projection 512, COCO-panoptic vocabulary of 133 classes). See model/README.md for the count."""
+        """Sized near the paper's 229.23 M parameters (Table 5), with the frozen Mask2Former distiller (Swin-T,
+        COCO panoptic: 256-d decoder queries as O_i, 256-channel stride-4 mask features as P_i, k = 100 of its 100
+        queries, frames at their own scale). See model/README.md for the count. The frozen CLIPSeg is the other
+        option: ``paper(distiller="clipseg", token_dim=512, seg_channels=133)``."""
         base = cls(
             base_channels=128,
             channel_mult=(1, 2, 3, 4),
             num_blocks=2,
-            distiller="clipseg",
-            token_dim=512,
-            seg_channels=133,
+            distiller="mask2former",
+            token_dim=256,
+            seg_channels=256,
         )
         return replace(base, **overrides)

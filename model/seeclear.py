@@ -21,10 +21,11 @@ file I/O, no device moves (everything follows the input's device).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -123,7 +124,7 @@ class SeeClearConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> SeeClearConfig:
-        """The paper's size (~233 M condenser parameters, T = 15) with the frozen CLIPSeg distiller."""
+        """The paper's size (~234 M condenser parameters, T = 15) with the frozen Mask2Former (panoptic) distiller."""
         return cls(network=NetworkConfig.paper(), diffusion=DiffusionConfig(), **overrides)
 
     @classmethod
@@ -212,10 +213,10 @@ class SeeClear(nn.Module):
 
     Args:
         config: the model config.
-        distiller: the Semantic Distiller; None builds the `LearnedDistiller` of ``config.network`` (a CLIPSeg
+        distiller: the Semantic Distiller; None builds the `LearnedDistiller` of ``config.network`` (a pretrained
             distiller must be passed in built, its weights loaded outside ``model/``).
         condenser: the denoiser; None builds `PixelCondenser(config.network)`. Any module with the condenser's
-            ``forward(x_t, t, y, *, semantics, memory) -> (x0_pred, decoder_features)``, ``initial_memory`` and
+            ``forward(x_t, t, y, *, semantics, memory, read_memory) -> (x0_pred, decoder_features)``, ``initial_memory`` and
             ``update_memory`` works (tests use position-independent ones).
 
     Attributes:
@@ -225,7 +226,7 @@ class SeeClear(nn.Module):
         process: the `BlurringResShift` process (a plain object, no parameters).
 
     Raises:
-        ValueError: a CLIPSeg config without a distiller, or a distiller whose output sizes do not match.
+        ValueError: a pretrained-distiller config without a distiller, or a distiller whose output sizes do not match.
     """
 
     def __init__(
@@ -253,8 +254,8 @@ class SeeClear(nn.Module):
     # -- parameters ------------------------------------------------------------------------------------------------
     @property
     def pretrained_distiller(self) -> bool:
-        """True for a frozen pretrained distiller (CLIPSeg): never trained, never saved with the model."""
-        return isinstance(self.distiller, ClipSegDistiller)
+        """True for a frozen pretrained distiller (CLIPSeg, Mask2Former): never trained, never saved with the model."""
+        return bool(getattr(self.distiller, "frozen", False)) or isinstance(self.distiller, ClipSegDistiller)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The weights a checkpoint holds: ``condenser.*`` and, for the learned distiller, ``distiller.*``."""
@@ -300,7 +301,8 @@ class SeeClear(nn.Module):
         return self.condenser.update_memory(memory, decoder_features, semantics)
 
     def denoise(
-        self, x_t: Tensor, t: Tensor, y: Tensor, *, semantics: Semantics, memory: MemoryState | None = None
+        self, x_t: Tensor, t: Tensor, y: Tensor, *, semantics: Semantics, memory: MemoryState | None = None,
+        read_memory: bool = True,
     ) -> tuple[Tensor, list[Tensor]]:
         """One condenser call, tiled when ``config.tile`` is set and the frames are larger than a tile.
 
@@ -310,6 +312,7 @@ class SeeClear(nn.Module):
             y: (b m 3 H W) upsampled LR in [-1, 1].
             semantics: the clip's distiller output (tokens (b m k d), seg (b m s h w) over the whole frame).
             memory: CaTeGory state of the b videos (None: the learned initial state).
+            read_memory: False skips every CaTeGory read (the memory has no effect on x0_pred).
 
         Returns:
             (x0_pred (b m 3 H W), decoder features deepest first (b m c_k h_k w_k)); tiled features are blended
@@ -318,7 +321,7 @@ class SeeClear(nn.Module):
         tile = self.config.tile
         hgt, wid = y.shape[-2:]
         if tile is None or (hgt <= tile and wid <= tile):
-            return self.condenser(x_t, t, y, semantics=semantics, memory=memory)
+            return self.condenser(x_t, t, y, semantics=semantics, memory=memory, read_memory=read_memory)
         mult = self.config.network.size_multiple
         if hgt % mult or wid % mult:
             raise ValueError(f"tiled denoising needs H and W divisible by {mult}, got {hgt}x{wid}; pad the frames")
@@ -334,7 +337,8 @@ class SeeClear(nn.Module):
                 rows = slice(round(top * sh), round((top + th) * sh))
                 seg_tile = seg[..., rows, round(left * sw) : round((left + tw) * sw)]
                 x0, feats = self.condenser(
-                    x_t[window], t, y[window], semantics=Semantics(semantics.tokens, seg_tile), memory=memory
+                    x_t[window], t, y[window], semantics=Semantics(semantics.tokens, seg_tile), memory=memory,
+                    read_memory=read_memory,
                 )
                 x0_blend.add(x0, top, left, overlap)
                 if not feat_blend:
@@ -346,11 +350,114 @@ class SeeClear(nn.Module):
                     blend.add(f, top // r, left // r, overlap // r)
         return x0_blend.result(), [b.result() for b in feat_blend]
 
+    # -- training --------------------------------------------------------------------------------------------------
     def forward(
-        self, x_t: Tensor, t: Tensor, y: Tensor, *, semantics: Semantics, memory: MemoryState | None = None
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Same as `denoise`."""
-        return self.denoise(x_t, t, y, semantics=semantics, memory=memory)
+        self,
+        lr: Tensor,
+        hr: Tensor,
+        *,
+        generator: torch.Generator | Sequence[torch.Generator],
+        chain_memory: bool = False,
+        train_distiller: bool = True,
+        eps: float = 1e-3,
+        amp: torch.dtype | None = None,
+    ) -> Tensor:
+        """SeeClear's training loss on a batch of consecutive clips (Sec. 4.1; SEECLEAR.md Sec. 7 memory handling).
+
+        The loss is the diffusion process's one definition (`BlurringResShift.training_loss`, Charbonnier on x0):
+        per sample t ~ U{1..T} (shared by its clips); per clip y = Up(LR), semantics = distiller(y) once, x_t =
+        q_sample(x0, y, t, noise), x0_pred = condenser(scale_input(x_t), t, y, memory). With ``chain_memory`` the
+        memory is updated from each clip's decoder features before the next clip reads it (gradients flow through the
+        latest update only: the state entering update j >= 2 is detached). The result is the mean over clips, on
+        [0, 1]-scaled frames (``eps`` in those units).
+
+        This is the module's forward so that a DistributedDataParallel wrapper sees the whole step (its gradient
+        hooks, ``no_sync``); call ``model(lr, hr, generator=...)``.
+
+        Precision: with ``amp`` (e.g. torch.bfloat16) only the networks run under autocast (distiller, condenser
+        and the memory update); the bicubic base, the forward process (block DCT blur, noise), the input scaling,
+        the residual add and the loss stay float32, also when the caller has autocast enabled.
+
+        Args:
+            lr: (b n 3 h w) in [0, 1], n a multiple of ``config.clip_frames``.
+            hr: (b n 3 sh sw) in [0, 1].
+            generator: draws t and the noise (on its own device; moved to the data's). One generator per sample
+                (a sequence of b) makes each sample's t and noise independent of the batch it is in, so b samples on
+                one rank and b/2 on each of two ranks see the same draws.
+            chain_memory: carry the CaTeGory memory across the sample's clips (stages memory and joint).
+            train_distiller: build the graph through the distiller (False: it runs under no_grad).
+            eps: Charbonnier epsilon on [0, 1] frames.
+            amp: autocast dtype for the networks, or None for float32 throughout.
+
+        Returns:
+            The scalar loss (float32).
+
+        Raises:
+            ValueError: on bad batch shapes.
+        """
+        m = self.config.clip_frames
+        if lr.ndim != 5 or hr.ndim != 5 or lr.shape[:2] != hr.shape[:2] or lr.shape[1] % m:
+            raise ValueError(
+                f"batch lr/hr must be (b n 3 h w) with n a multiple of clip_frames {m}, got {tuple(lr.shape)} and "
+                f"{tuple(hr.shape)}"
+            )
+        device_type = hr.device.type
+        with torch.autocast(device_type, enabled=False):
+            x0_all, y_all = self.training_targets(lr.float(), hr.float())
+            b = hr.shape[0]
+            gens = [generator] if isinstance(generator, torch.Generator) else list(generator)
+            if len(gens) not in (1, b):
+                raise ValueError(f"pass one generator or one per sample ({b}), got {len(gens)}")
+
+            def draw(fn: Any, shape: tuple[int, ...]) -> Tensor:
+                if len(gens) == 1:
+                    return fn((b, *shape), generator=gens[0], device=gens[0].device).to(hr.device)
+                return torch.stack([fn(shape, generator=g, device=g.device) for g in gens]).to(hr.device)
+
+            t = draw(lambda size, **kw: torch.randint(1, self.process.T + 1, size, **kw), ()).long()
+
+        network = self._autocast(device_type, amp)
+        memory = self.initial_memory(b)
+        losses = []
+        n_clips = lr.shape[1] // m
+        for c in range(n_clips):
+            x0, y = x0_all[:, c * m : (c + 1) * m], y_all[:, c * m : (c + 1) * m]
+            with torch.set_grad_enabled(train_distiller and torch.is_grad_enabled()), network():
+                semantics = self.distill(y)
+            features: list[list[Tensor]] = []
+            with torch.autocast(device_type, enabled=False):
+                noise = draw(torch.randn, tuple(x0.shape[1:]))
+                # the process works on [-1, 1]: eps doubles and the loss halves, so it equals Charbonnier on [0, 1]
+                losses.append(0.5 * self.process.training_loss(
+                    self._loss_denoiser, x0, y, t=t, noise=noise, eps=2 * eps, semantics=semantics, memory=memory,
+                    features=features, network=network))
+            if chain_memory and c + 1 < n_clips:
+                with network():
+                    memory = self.update_memory(memory if c == 0 else memory.detach(), features[-1], semantics)
+        return torch.stack(losses).mean()
+
+    @staticmethod
+    def _autocast(device_type: str, amp: torch.dtype | None) -> Callable[[], Any]:
+        """A factory of the context the networks run in: autocast to ``amp``, or nothing."""
+        if amp is None:
+            return contextlib.nullcontext
+        return lambda: torch.autocast(device_type, dtype=amp)
+
+    def _loss_denoiser(self, x_t: Tensor, t: Tensor, y: Tensor, **cond: Any) -> Tensor:
+        """The condenser as the process's training loss calls it: under ``cond["network"]()``, its decoder features
+        appended to ``cond["features"]``, x0 returned in float32."""
+        with cond["network"]():
+            x0_pred, feats = self.denoise(x_t, t, y, semantics=cond["semantics"], memory=cond["memory"])
+        cond["features"].append(feats)
+        return x0_pred.float()
+
+    def training_targets(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor]:
+        """(x0, y) of the training loss in float32: the HR frames and the bicubic base Up(LR), both in [-1, 1]."""
+        x0 = hr * 2 - 1
+        y = self.upsample(lr)
+        if y.shape != x0.shape:
+            raise ValueError(f"hr must be {self.config.scale}x the lr size, got {tuple(lr.shape)} and {tuple(hr.shape)}")
+        return x0, y
 
     # -- sampling --------------------------------------------------------------------------------------------------
     def _check_video(self, lr: Tensor, name: str) -> None:
@@ -368,6 +475,7 @@ class SeeClear(nn.Module):
         memory: MemoryState,
         generator: torch.Generator | None,
         steps: int | None = None,
+        use_memory: bool = True,
     ) -> tuple[Tensor, MemoryState]:
         """Sample one clip and update the memory after its last step (Alg. 1 lines 2-44).
 
@@ -378,6 +486,8 @@ class SeeClear(nn.Module):
             memory: CaTeGory state read by every step of this clip.
             generator: torch.Generator on the input's device (None: torch's global generator).
             steps: reverse steps (None: T); fewer use the respaced sampler.
+            use_memory: False reads no memory and returns ``memory`` unchanged (for weights whose memory never
+                trained).
 
         Returns:
             (hr_clip (b m 3 sh sw) in [0, 1], the memory for the next clip).
@@ -396,18 +506,21 @@ class SeeClear(nn.Module):
         last: dict[str, list[Tensor]] = {}
 
         def denoiser(x_t: Tensor, t: Tensor, y_: Tensor) -> Tensor:
-            x0, feats = self.denoise(x_t, t, y_, semantics=semantics, memory=memory)
+            x0, feats = self.denoise(x_t, t, y_, semantics=semantics, memory=memory, read_memory=use_memory)
             last["features"] = feats  # the final call is the last reverse step
             return x0
 
         x0 = sample_loop(self.process, denoiser, y, generator=generator, steps=steps)
+        if not use_memory:
+            return ((x0[..., :hgt, :wid] + 1) * 0.5).clamp(0, 1), memory
         new_memory = self.update_memory(memory, last["features"], semantics).detach()
         hr = ((x0[..., :hgt, :wid] + 1) * 0.5).clamp(0, 1)
         return hr, new_memory
 
     @torch.no_grad()
     def sample(
-        self, lr_video: Tensor, *, generator: torch.Generator | None, steps: int | None = None
+        self, lr_video: Tensor, *, generator: torch.Generator | None, steps: int | None = None,
+        use_memory: bool = True,
     ) -> Tensor:
         """Super-resolve whole videos clip by clip, carrying the CaTeGory memory (Alg. 1).
 
@@ -415,6 +528,8 @@ class SeeClear(nn.Module):
             lr_video: (b n 3 h w) LR frames in [0, 1], any n >= 1.
             generator: torch.Generator on lr_video's device; the same seed gives the same sample.
             steps: reverse steps per clip (None: the trained T; fewer: evenly respaced).
+            use_memory: False samples every clip without CaTeGory reads (weights whose memory never trained, e.g.
+                after stage ``condenser`` only).
 
         Returns:
             (b n 3 sh sw) in [0, 1].
@@ -434,7 +549,8 @@ class SeeClear(nn.Module):
                 clip = lr_video[:, start : start + m]
                 if clip.shape[1] < m:  # pad the last clip by repeating its last frame
                     clip = torch.cat([clip, clip[:, -1:].expand(-1, m - clip.shape[1], -1, -1, -1)], dim=1)
-                hr, memory = self.sample_clip(clip, memory=memory, generator=generator, steps=steps)
+                hr, memory = self.sample_clip(clip, memory=memory, generator=generator, steps=steps,
+                                              use_memory=use_memory)
                 outputs.append(hr[:, : min(m, n - start)])
             return torch.cat(outputs, dim=1)
         finally:

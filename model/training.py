@@ -1,9 +1,11 @@
-"""The SeeClear training step (Sec. 4.1) as pure functions of model, optimizer and batch: callable from a Ray Train
-worker, a single-process loop or a test alike.
+"""What SeeClear training (Sec. 4.1) is made of, as pure functions: the settings of a stage and its pieces.
 
-Owns `TrainConfig`, the Charbonnier loss, stage selection (`set_stage`), `make_optimizer` (Adam, beta1 0.5,
-beta2 0.999), `make_scheduler` (linear warm-up then cosine decay to ``min_lr``), `EMA`, seeded augmentation
-(`augment`: temporal window and reverse, scale-aligned random crop, flips/transpose) and `train_step`.
+Owns `TrainConfig` (the one config type of a training stage), stage selection (`set_stage`), `make_optimizer` (Adam,
+beta1 0.5, beta2 0.999), `make_scheduler` (linear warm-up then cosine decay to ``min_lr``), `EMA` and seeded
+augmentation (`augment`: temporal window and reverse, scale-aligned random crop, flips/transpose). The loss is the
+model's forward (`SeeClear.forward`, over the process's `training_loss`); the one training loop that runs a stage
+(optimizer steps, accumulation, clipping, EMA, checkpoints, resume, one or many DDP ranks) is
+``seeclear_bench/train.py``.
 
 Stages (SeeClear Sec. 4.1; which parameters train):
 
@@ -17,9 +19,9 @@ A pretrained distiller (CLIPSeg) is frozen in every stage; the learned distiller
 
 Memory in training (SEECLEAR.md Sec. 7): a sample holds k = ``clips_per_sample`` consecutive clips; all clips share
 one t. Clip 1 reads the learned initial memory; in stages ``memory``/``joint`` the memory is then updated from clip
-1's decoder features at that t and clip 2 reads the updated memory, and so on. Gradients flow through the latest
-update only (the state entering update j >= 2 is detached), so each clip's loss back-propagates through one update;
-the loss is the mean over clips.
+1's decoder features at that t and clip 2 reads the updated memory, and so on (k - 1 updates per sample; sampling a
+100-frame video runs ~20). Gradients flow through the latest update only (the state entering update j >= 2 is
+detached), so each clip's loss back-propagates through one update; the loss is the mean over clips.
 
 Imports torch only (plus model/); never ``seeclear_bench`` or ray, no file I/O, no device moves of the model.
 Randomness comes only from the torch.Generator passed in.
@@ -43,7 +45,6 @@ __all__ = [
     "Stage",
     "TrainConfig",
     "augment",
-    "charbonnier",
     "lr_at",
     "make_optimizer",
     "make_scheduler",
@@ -51,7 +52,6 @@ __all__ = [
     "random_flip",
     "random_window",
     "set_stage",
-    "train_step",
 ]
 
 Stage = Literal["condenser", "memory", "joint"]
@@ -72,7 +72,8 @@ class TrainConfig:
         stage: which parameters train (module docstring).
         clips_per_sample: consecutive clips per training sample (memory chaining in stages memory/joint).
         crop_size: HR crop side (a multiple of the scale); None trains on whole frames.
-        batch_size: samples per step.
+        batch_size: samples per rank per micro-step (the global batch is batch_size x grad_accum x ranks).
+        grad_accum: micro-steps (backward passes) per optimizer step.
         seed: seed of the data order, augmentation, timesteps and noise.
         charbonnier_eps: epsilon of the Charbonnier loss on [0, 1]-scaled frames.
         betas: Adam betas (the paper's (0.5, 0.999)).
@@ -93,6 +94,7 @@ class TrainConfig:
     clips_per_sample: int = 2
     crop_size: int | None = 256
     batch_size: int = 16
+    grad_accum: int = 1
     seed: int = 0
     charbonnier_eps: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)
@@ -105,7 +107,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if not (_positive(self.min_lr) or self.min_lr == 0) or self.min_lr > self.lr:
             raise ValueError(f"train.min_lr must lie in [0, lr={self.lr}], got {self.min_lr!r}")
-        for name, low in (("steps", 1), ("warmup", 0), ("clips_per_sample", 1), ("batch_size", 1), ("seed", 0)):
+        for name, low in (("steps", 1), ("warmup", 0), ("clips_per_sample", 1), ("batch_size", 1),
+                           ("grad_accum", 1), ("seed", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"train.{name} must be an int >= {low}, got {value!r}")
@@ -161,16 +164,7 @@ def _hint(name: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-# -- loss, stages, optimizer, schedule ------------------------------------------------------------------------------
-def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
-    """Charbonnier loss mean(sqrt((pred - target)^2 + eps^2)) over all elements (SeeClear Sec. 4.1).
-
-    eps is in the units of the inputs: the train step passes [0, 1]-scaled frames and eps = 1e-3 (the common VSR
-    choice; the paper gives no value). A zero error gives exactly eps; large errors approach L1.
-    """
-    return torch.sqrt((pred - target).square() + eps * eps).mean()
-
-
+# -- stages, optimizer, schedule ----------------------------------------------------------------------------------
 def _memory_parameters(model: SeeClear) -> list[nn.Parameter]:
     memory = getattr(model.condenser, "memory", None)
     return list(memory.parameters()) if isinstance(memory, nn.Module) else []
@@ -375,83 +369,3 @@ def augment(
     if cfg.flips:
         lr, hr = random_flip(lr, hr, generator=generator)
     return lr.contiguous(), hr.contiguous()
-
-
-# -- the step ------------------------------------------------------------------------------------------------------
-def train_step(
-    model: SeeClear,
-    batch: Mapping[str, Tensor],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    ema: EMA | None,
-    cfg: TrainConfig,
-    generator: torch.Generator,
-) -> dict[str, float]:
-    """One optimizer step on a batch of consecutive clips (Sec. 4.1 + SEECLEAR.md Sec. 7 memory handling).
-
-    Per sample: t ~ U{1..T} (shared by its clips); per clip: y = Up(LR), semantics = distiller(y) (once),
-    x_t = q_sample(x0, y, t, eps), x0_pred = model.denoise(scale_input(x_t), t, y, memory); Charbonnier on [0, 1]
-    frames; in stages memory/joint the memory is updated from the clip's decoder features before the next clip.
-    Then backward, gradient clipping, Adam, scheduler and EMA.
-
-    Args:
-        model: the SeeClear model (its parameters' requires_grad set by `make_optimizer`/`set_stage`).
-        batch: {"lr": (b n 3 h w), "hr": (b n 3 sh sw)} in [0, 1] on the model's device; n a multiple of
-            ``model.config.clip_frames``.
-        optimizer: from `make_optimizer`.
-        scheduler: from `make_scheduler` (or None).
-        ema: an `EMA` to update (or None).
-        cfg: the train config (stage, eps, grad_clip).
-        generator: torch.Generator for t and the noise (drawn on its device, then moved).
-
-    Returns:
-        {"loss": mean Charbonnier over clips, "lr": the learning rate this step used, "grad_norm": before clipping}.
-
-    Raises:
-        ValueError: on bad batch shapes.
-    """
-    lr, hr = batch["lr"], batch["hr"]
-    m = model.config.clip_frames
-    if lr.ndim != 5 or hr.ndim != 5 or lr.shape[:2] != hr.shape[:2] or lr.shape[1] % m:
-        raise ValueError(
-            f"batch lr/hr must be (b n 3 h w) with n a multiple of clip_frames {m}, got {tuple(lr.shape)} and "
-            f"{tuple(hr.shape)}"
-        )
-    process = model.process
-    device = hr.device
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    x0_all = hr * 2 - 1
-    y_all = model.upsample(lr)
-    if y_all.shape != x0_all.shape:
-        raise ValueError(f"hr must be {model.config.scale}x the lr size, got {tuple(lr.shape)} and {tuple(hr.shape)}")
-    b = hr.shape[0]
-    t = torch.randint(1, process.T + 1, (b,), generator=generator, device=generator.device).to(device)
-    chain = cfg.stage != "condenser"
-    distiller_grad = cfg.stage != "memory" and not model.pretrained_distiller
-    memory = model.initial_memory(b)
-    losses = []
-    n_clips = lr.shape[1] // m
-    for c in range(n_clips):
-        x0, y = x0_all[:, c * m : (c + 1) * m], y_all[:, c * m : (c + 1) * m]
-        with torch.set_grad_enabled(distiller_grad):
-            semantics = model.distill(y)
-        noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(device)
-        x_t = process.q_sample(x0, y, t, noise)
-        x0_pred, features = model.denoise(process.scale_input(x_t, t), t, y, semantics=semantics, memory=memory)
-        losses.append(charbonnier((x0_pred + 1) * 0.5, (x0 + 1) * 0.5, cfg.charbonnier_eps))
-        if chain and c + 1 < n_clips:
-            # Backprop through one update: the state entering this update is cut unless it is the learned one.
-            memory = model.update_memory(memory if c == 0 else memory.detach(), features, semantics)
-    loss = torch.stack(losses).mean()
-    loss.backward()
-    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    # clip_grad_norm_ with max_norm=inf only measures the norm
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, math.inf if cfg.grad_clip is None else cfg.grad_clip)
-    lr_used = float(optimizer.param_groups[0]["lr"])
-    optimizer.step()
-    if scheduler is not None:
-        scheduler.step()
-    if ema is not None:
-        ema.update(model)
-    return {"loss": float(loss.detach()), "lr": lr_used, "grad_norm": float(grad_norm)}

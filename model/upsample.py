@@ -72,8 +72,9 @@ def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
         scale: integer upscale factor >= 1.
 
     Returns:
-        (... scale*h scale*w), same dtype and device as x. Computed as Wh @ x @ Ww^T with the matrices of
-        `bicubic_matrix`; values may leave the input's range slightly (bicubic overshoot).
+        (... scale*h scale*w), same dtype and device as x (also under autocast: the residual base of SeeClear stays
+        in the input's precision). Computed as Wh @ x @ Ww^T with the matrices of `bicubic_matrix`; values may
+        leave the input's range slightly (bicubic overshoot).
 
     Raises:
         ValueError: if x is not floating point, has fewer than 2 axes, or scale is not a positive int.
@@ -87,5 +88,6 @@ def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
     h, w = x.shape[-2:]
     wh = bicubic_matrix(h, scale).to(device=x.device, dtype=x.dtype)
     ww = bicubic_matrix(w, scale).to(device=x.device, dtype=x.dtype)
-    return wh @ x @ ww.T
+    with torch.autocast(x.device.type, enabled=False):
+        return wh @ x @ ww.T
 

@@ -18,7 +18,8 @@ from seeclear_bench.stages import score_clip_from_shards
 
 
 def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = True) -> pd.DataFrame:
-    """Score every method on every prepared dataset; returns (and saves) the per-frame table.
+    """Score every method's whole-video predictions on every predicted dataset (:meth:`RunConfig.predicted_datasets`)
+    against the HR frames of its shard set, paired by frame index; returns (and saves) the per-frame table.
 
     Every row records the content digest of the shard set its ground truth came from (``dataset_manifest_hash``),
     the one whose shards were verified while they were read.
@@ -28,11 +29,12 @@ def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = T
     from seeclear_bench.provenance import code_version, device_name
 
     calls, digests = [], {}
-    for source in cfg.data.sources:
-        shard_set = ShardSet.open(layout.shards(source.name), dataset=source.name)
-        digests[source.name] = shard_set.digest
+    for dataset in cfg.predicted_datasets():
+        shard_set = ShardSet.open(layout.shards(dataset), dataset=dataset)
+        digests[dataset] = shard_set.digest
         for clip in shard_set.clip_refs().values():
-            calls.append((clip, cfg.methods.names, layout, cfg.evaluate.metrics, cfg.evaluate.protocol_for(source.name)))
+            calls.append((clip, shard_set.digest, cfg.methods.names, layout, cfg.evaluate.metrics,
+                          cfg.evaluate.protocol_for(dataset)))
     gpus = cfg.evaluate.gpus_per_task if cluster_gpus() > 0 else 0
     parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, num_gpus=gpus,
                       progress=progress)

@@ -19,9 +19,8 @@ class RunResult:
     spec_hash: str
     seconds: dict[str, float] = field(default_factory=dict)
     manifests: dict[str, Any] = field(default_factory=dict)
-    upscaled: dict[str, int] = field(default_factory=dict)
     trained: dict[str, Any] = field(default_factory=dict)
-    inferred: dict[str, int] = field(default_factory=dict)
+    upscaled: dict[str, int] = field(default_factory=dict)  # (method, video) pairs written and skipped
     n_rows: int = 0
     leaderboard: str = ""
 
@@ -33,49 +32,6 @@ def write_spec(cfg: RunConfig, layout: RunLayout) -> str:
     digest = spec_hash(cfg)
     io.write_json(layout.spec(), {"spec": cfg.to_dict(), "spec_hash": digest, **record()})
     return digest
-
-
-def _eval_cfg(cfg: RunConfig) -> RunConfig:
-    """The spec upscale/infer/evaluate/report see: without the datasets the train stage trains on."""
-    import dataclasses
-
-    if "train" not in cfg.stages or not cfg.train.datasets:
-        return cfg
-    sources = tuple(s for s in cfg.data.sources if s.name not in cfg.train.datasets)
-    return _with(cfg, data=dataclasses.replace(cfg.data, sources=sources))
-
-
-def _with(cfg: RunConfig, **fields: Any) -> RunConfig:
-    """A copy of ``cfg`` with fields replaced, not validated again (dataclasses.replace would check train.datasets
-    against a source list from which the training data was just removed)."""
-    import copy
-
-    out = copy.copy(cfg)
-    for name, value in fields.items():
-        object.__setattr__(out, name, value)
-    return out
-
-
-def _upscale_cfg(cfg: RunConfig, layout: RunLayout) -> RunConfig:
-    """The spec the upscale stage sees: without ``seeclear`` when ``infer`` runs it (whole videos, memory carried),
-    else with ``run:train`` resolved to the train stage's exported checkpoint."""
-    import dataclasses
-
-    from seeclear_bench.config import TRAINED_CHECKPOINT
-
-    methods = cfg.methods
-    if "seeclear" not in methods.names:
-        return cfg
-    if "infer" in cfg.stages:
-        names = tuple(n for n in methods.names if n != "seeclear")
-        return _with(cfg, methods=dataclasses.replace(methods, names=names))
-    if methods.seeclear.checkpoint == TRAINED_CHECKPOINT:
-        from pipelines.infer import trained_checkpoint
-
-        seeclear = dataclasses.replace(methods.seeclear, checkpoint=trained_checkpoint(layout, cfg.infer.weights),
-                                       distiller=cfg.seeclear_distiller())
-        return _with(cfg, methods=dataclasses.replace(methods, seeclear=seeclear))
-    return cfg
 
 
 def run(
@@ -115,14 +71,10 @@ def run(
             from pipelines import train
 
             result.trained = train.run(cfg, layout, digest, progress=progress)
-        elif stage == "upscale":
-            result.upscaled = upscale.run(_upscale_cfg(_eval_cfg(cfg), layout), layout, digest, progress=progress)
-        elif stage == "infer":
-            from pipelines import infer
-
-            result.inferred = infer.run(_eval_cfg(cfg), layout, digest, progress=progress)
+        elif stage == "upscale":  # the one predict stage (a spec's "infer" is read as it)
+            result.upscaled = upscale.run(cfg, layout, digest, progress=progress)
         elif stage == "evaluate":
-            frames = evaluate.run(_eval_cfg(cfg), layout, digest, progress=progress)
+            frames = evaluate.run(cfg, layout, digest, progress=progress)
         elif stage == "report":
             if frames is None:
                 frames = pd.read_parquet(layout.metrics("frames") + ".parquet")

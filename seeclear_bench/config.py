@@ -35,11 +35,13 @@ from typing import Any, Literal, get_args, get_origin
 from seeclear_bench.errors import SeeClearError, did_you_mean
 from seeclear_bench.names import check_name
 
-Stage = Literal["prepare", "train", "upscale", "infer", "evaluate", "report"]
-STAGES: tuple[str, ...] = get_args(Stage)  # pipeline order; upscale and infer may both run
+Stage = Literal["prepare", "train", "upscale", "evaluate", "report"]
+STAGES: tuple[str, ...] = get_args(Stage)  # pipeline order
+# Other names a spec may give a stage. ``infer`` was SeeClear's whole-video stage beside a per-window ``upscale``;
+# now ``upscale`` predicts whole videos for every method, so ``infer`` names that same one stage.
+STAGE_ALIASES: dict[str, Stage] = {"infer": "upscale"}
 DEFAULT_STAGES: tuple[Stage, ...] = ("prepare", "upscale", "evaluate", "report")
 DegradationKind = Literal["bicubic", "blur-downsample", "realistic"]
-METHODS: tuple[str, ...] = ("bicubic", "lanczos", "seeclear")
 TRAINED_CHECKPOINT = "run:train"  # methods.seeclear.checkpoint: the newest checkpoint of this run's train stage
 
 
@@ -162,16 +164,18 @@ class SeeClearMethodConfig:
     Attributes:
         checkpoint: Checkpoint folder URL, or ``builtin:NAME`` for one shipped in ``seeclear_bench/assets``.
         preset: Expected model preset (``tiny``, ``small``, ``paper``); "" accepts the checkpoint's own.
-        steps: Reverse diffusion steps per clip (1..T; fewer than T are evenly respaced).
-        seed: Seed of the sampling noise; each sample's generator is seeded by (seed, sample key).
+        steps: Reverse diffusion steps per clip (1..T; fewer than T are evenly respaced); 0: the steps the checkpoint
+            was validated at (its ``sampling_steps``), else the model's T (15 for the ``paper`` preset).
+        seed: Seed of the sampling noise; each video's generator is seeded by (seed, ``<dataset>/<clip>``).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        distiller: For checkpoints whose network uses the frozen CLIPSeg distiller: a ``save_pretrained`` folder or a
-            hub id in the local Hugging Face cache ("" = ``CIDAS/clipseg-rd64-refined``).
+        distiller: For checkpoints whose network uses a frozen pretrained distiller (Mask2Former for ``paper``, or
+            CLIPSeg): a ``save_pretrained`` folder or a hub id in the local Hugging Face cache ("" = the network's
+            default: ``facebook/mask2former-swin-tiny-coco-panoptic`` or ``CIDAS/clipseg-rd64-refined``).
     """
 
     checkpoint: str = ""
     preset: str = ""
-    steps: int = 1
+    steps: int = 0
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     distiller: str = ""
@@ -179,23 +183,26 @@ class SeeClearMethodConfig:
     def __post_init__(self) -> None:
         if self.preset not in ("", "tiny", "small", "paper"):
             raise SeeClearError(f"methods.seeclear.preset must be tiny, small or paper, got {self.preset!r}{did_you_mean(self.preset, ('tiny', 'small', 'paper'))}")
-        if self.steps < 1:
-            raise SeeClearError(f"methods.seeclear.steps must be >= 1, got {self.steps}")
+        if self.steps < 0:
+            raise SeeClearError(f"methods.seeclear.steps must be >= 0 (0: the checkpoint's own), got {self.steps}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class MethodsConfig:
-    """Upscalers run on every LR clip; their predictions are written as PNG frames."""
+    """The methods the predict stage (``upscale``) runs on every whole LR video (names from
+    :data:`seeclear_bench.methods.METHOD_NAMES`), and the settings of those that have any."""
 
     names: tuple[str, ...] = ("bicubic", "lanczos")
     seeclear: SeeClearMethodConfig = field(default_factory=SeeClearMethodConfig)
 
     def __post_init__(self) -> None:
+        from seeclear_bench.methods import METHOD_NAMES
+
         if "seeclear" in self.names and not self.seeclear.checkpoint:
             raise SeeClearError("methods.names lists 'seeclear' but methods.seeclear.checkpoint is empty; give a checkpoint URL or builtin:NAME")
         for name in self.names:
-            if name not in METHODS:
-                raise SeeClearError(f"unknown method {name!r} in methods.names{did_you_mean(name, METHODS)}; valid: {', '.join(METHODS)}")
+            if name not in METHOD_NAMES:
+                raise SeeClearError(f"unknown method {name!r} in methods.names{did_you_mean(name, METHOD_NAMES)}; valid: {', '.join(METHOD_NAMES)}")
         if len(set(self.names)) != len(self.names):
             raise SeeClearError(f"methods.names has duplicates: {list(self.names)}")
 
@@ -241,95 +248,122 @@ class ReportConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainStageConfig:
-    """The ``train`` stage: SeeClear trained with Ray Train on the prepared shards (``pipelines/train.py``).
+    """The ``train`` stage: SeeClear's training stages, in order, with Ray Train on the prepared shards.
+
+    The hyper-parameters of a stage are the fields of ``model.training.TrainConfig`` (the one config type of a
+    stage; ``lr``, ``min_lr``, ``steps``, ``warmup``, ``batch_size``, ``grad_accum``, ``crop_size``,
+    ``clips_per_sample``, ``grad_clip`` (0: none), ``ema_decay``, ...): ``[train.config]`` gives the values every
+    stage shares, and each ``[[train.stages]]`` entry names its stage (``stage = "condenser" | "memory" | "joint"``)
+    and any value that differs (the paper: condenser, then memory, then joint, each from the previous stage's EMA
+    weights). The seed is the spec's ``seed``.
 
     Attributes:
         datasets: Prepared datasets (``data.sources`` names) whose shards train the model; they are training data
-            only (upscale, infer and evaluate skip them when this stage runs).
+            only (the predict and evaluate stages skip them when this stage runs).
         val_datasets: Held-out prepared datasets scored (PSNR/SSIM) every ``validate_every`` steps.
         preset: Model preset (``tiny``, ``small``, ``paper``).
-        network: Fields of the preset's ``NetworkConfig`` to change (model/config.py), e.g. ``{base_channels = 96}``
-            or a tiny model with the real frozen CLIPSeg: ``{distiller = "clipseg", token_dim = 512,
-            seg_channels = 133}``. Checked when the spec is read.
-        distiller: Where the frozen CLIPSeg comes from when the network uses it (preset ``paper``): a
-            ``save_pretrained`` folder every worker can read, or a hub id in the workers' Hugging Face cache
-            ("" = ``CIDAS/clipseg-rd64-refined``). Never downloaded; each worker loads it and it is never trained or
-            saved in checkpoints. Sampling the trained checkpoint in the same spec uses it too, unless
-            ``methods.seeclear.distiller`` says otherwise.
-        workers: Ray Train workers (one DDP rank each).
-        use_gpu: One GPU per worker (NCCL, bf16 autocast where supported); False: CPU workers with gloo.
-        cpus_per_worker: CPU share of each worker; fractional values keep small machines from starving.
-        steps: Optimizer steps in all. Every rank runs exactly this many (its shard stream restarts with the next
-            epoch's shuffle when it runs out), so uneven shards cannot hang DDP.
-        lr: Peak learning rate (cosine to ``min_lr`` after ``warmup`` steps).
-        min_lr: Final learning rate.
-        warmup: Linear warm-up steps.
-        batch: Samples per worker per micro-step.
-        grad_accum: Micro-steps per optimizer step.
-        grad_clip: Gradient-norm clip (0: none).
-        ema_decay: EMA decay.
-        crop: HR crop side (a multiple of the scale).
-        stage: ``condenser``, ``memory`` or ``joint`` (SeeClear Sec. 4.1).
-        clips_per_sample: Consecutive clips per sample (memory carried between them in stages memory/joint).
+        network: Fields of the preset's ``NetworkConfig`` to change (model/config.py), e.g. ``{base_channels = 96}``.
+            Checked when the spec is read.
         kappa: Diffusion kappa override (0: the preset's).
-        init_from: Checkpoint whose weights start a fresh run (e.g. stage 2 from stage 1).
-        checkpoint_every: Steps between checkpoints (the last step is always saved).
-        keep_checkpoints: Newest checkpoints kept.
-        max_failures: Worker-group restarts Ray Train allows (each resumes from the last checkpoint).
+        distiller: Where a frozen pretrained distiller comes from when the network uses one (preset ``paper``): a
+            ``save_pretrained`` folder every worker can read, or a hub id in the workers' Hugging Face cache ("" =
+            the network's default). Never downloaded; never trained or saved in checkpoints. Sampling the trained
+            checkpoint in the same spec uses it too, unless ``methods.seeclear.distiller`` says otherwise.
+        config: ``TrainConfig`` fields shared by every stage.
+        stages: The stages in the order they run, each ``{stage = NAME, <TrainConfig fields that differ>}``.
+        workers: Ray Train workers (one DDP rank each).
+        use_gpu: One GPU per worker (NCCL); False: CPU workers with gloo.
+        amp: bf16 autocast of the networks on GPUs that support it (the diffusion arithmetic stays float32).
+        cpus_per_worker: CPU share of each worker; fractional values keep small machines from starving.
+        init_from: Checkpoint whose weights (EMA where it has them) start the first stage.
+        checkpoint_every: Steps between checkpoints (a stage's last step is always saved).
+        keep_checkpoints: Newest checkpoints kept per stage.
+        max_failures: Worker-group restarts Ray Train allows per stage (each resumes from the last checkpoint).
         validate_every: Steps between validations (0: never).
         validate_samples: Held-out samples per validation.
-        validate_steps: Reverse diffusion steps when validating.
+        sampling_steps: Reverse steps of validation, recorded in every checkpoint as the steps to sample it with
+            (0: the model's T).
         deterministic: Deterministic torch kernels (same seed and workers give the same weights, also after a
-            restart from a checkpoint).
+            restart from a checkpoint; on CUDA with ``CUBLAS_WORKSPACE_CONFIG=:4096:8``).
     """
 
     datasets: tuple[str, ...] = ()
     val_datasets: tuple[str, ...] = ()
     preset: Literal["tiny", "small", "paper"] = "tiny"
     network: dict[str, Any] = field(default_factory=dict)
+    kappa: float = 0.0
     distiller: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[dict[str, Any], ...] = ({"stage": "condenser"},)
     workers: int = 2
     use_gpu: bool = False
+    amp: bool = True
     cpus_per_worker: float = 0.5
-    steps: int = 100
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup: int = 10
-    batch: int = 2
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    crop: int = 64
-    stage: Literal["condenser", "memory", "joint"] = "condenser"
-    clips_per_sample: int = 1
-    kappa: float = 0.0
     init_from: str = ""
     checkpoint_every: int = 50
     keep_checkpoints: int = 3
     max_failures: int = 2
     validate_every: int = 0
     validate_samples: int = 4
-    validate_steps: int = 1
+    sampling_steps: int = 0
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("workers", "steps", "batch", "grad_accum", "crop", "clips_per_sample", "checkpoint_every",
-                     "keep_checkpoints", "validate_samples", "validate_steps"):
+        for name in ("workers", "checkpoint_every", "keep_checkpoints", "validate_samples"):
             if getattr(self, name) < 1:
                 raise SeeClearError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup", "max_failures", "validate_every"):
+        for name in ("max_failures", "validate_every", "sampling_steps"):
             if getattr(self, name) < 0:
                 raise SeeClearError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.cpus_per_worker <= 64:
             raise SeeClearError(f"train.cpus_per_worker must be in (0, 64], got {self.cpus_per_worker}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise SeeClearError(f"train.lr must be > 0 and train.min_lr in [0, lr], got lr {self.lr}, min_lr {self.min_lr}")
-        if self.warmup >= self.steps:
-            raise SeeClearError(f"train.warmup ({self.warmup}) must be below train.steps ({self.steps})")
-        if not 0 <= self.ema_decay < 1 or self.grad_clip < 0 or self.kappa < 0:
-            raise SeeClearError("train.ema_decay must be in [0, 1), train.grad_clip and train.kappa >= 0")
-        if self.network:
-            self.network_config()  # unknown fields and bad values fail when the spec is read
+        if self.kappa < 0:
+            raise SeeClearError(f"train.kappa must be >= 0, got {self.kappa}")
+        self.model_config()  # unknown network fields and bad values fail when the spec is read
+        self.stage_configs(0)
+
+    def stage_configs(self, seed: int) -> tuple[Any, ...]:
+        """One ``TrainConfig`` per stage, in order: ``config`` updated by the stage's entry, with the run's seed.
+
+        Raises:
+            SeeClearError: an unknown field (with a close match), a value the TrainConfig refuses, a stage listed twice
+                or without its name.
+        """
+        from model.training import TrainConfig
+
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        out, seen = [], set()
+        for where, table in [("train.config", self.config),
+                             *((f"train.stages[{i}]", entry) for i, entry in enumerate(self.stages))]:
+            for key in table:
+                if key == "seed":
+                    raise SeeClearError(f"{where}.seed: the training seed is the spec's top-level seed")
+                if key not in names:
+                    raise SeeClearError(f"unknown key '{where}.{key}'{did_you_mean(key, names)}; valid keys: "
+                                        f"{', '.join(n for n in names if n != 'seed')}")
+        for i, entry in enumerate(self.stages):
+            if "stage" not in entry:
+                raise SeeClearError(f"train.stages[{i}] needs stage = \"condenser\", \"memory\" or \"joint\"")
+            if entry["stage"] in seen:
+                raise SeeClearError(f"train.stages lists stage {entry['stage']!r} twice")
+            seen.add(entry["stage"])
+            values = {**self.config, **entry, "seed": seed}
+            if values.get("grad_clip") == 0:
+                values["grad_clip"] = None
+            try:
+                out.append(TrainConfig.from_dict(values))
+            except (ValueError, TypeError) as exc:
+                raise SeeClearError(f"train.stages[{i}] ({entry['stage']}): {exc}") from None
+        return tuple(out)
+
+    def model_config(self) -> Any:
+        """The ``SeeClearConfig`` of ``preset`` with ``network`` and ``kappa`` applied."""
+        from model.seeclear import SeeClearConfig
+
+        model = SeeClearConfig.preset(self.preset).with_overrides(network=self.network_config())
+        if self.kappa:
+            model = model.with_overrides(diffusion=dataclasses.replace(model.diffusion, kappa=self.kappa))
+        return model
 
     def network_config(self) -> Any:
         """The preset's ``NetworkConfig`` with ``network`` applied.
@@ -353,17 +387,18 @@ class TrainStageConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class InferStageConfig:
-    """The ``infer`` stage: SeeClear on whole videos with Ray Data, the memory carried clip to clip.
-
-    The checkpoint, preset, steps and seed come from ``methods.seeclear`` (an empty checkpoint there takes the
-    ``train`` stage's newest checkpoint, EMA weights). Predictions go where ``evaluate`` reads them
-    (``predictions/seeclear/<dataset>/<clip>``).
+    """The ``[infer]`` table: settings of the predict stage (``upscale``, also spelled ``infer``), which runs every
+    method of ``methods.names`` on whole videos with a pool of Ray actors (one video through one actor, in order, so
+    SeeClear carries its memory clip to clip). Predictions go where ``evaluate`` reads them
+    (``predictions/<method>/<dataset>/<clip>``).
 
     Attributes:
-        datasets: Prepared datasets to super-resolve (empty: every ``data.sources`` entry).
-        cpus_per_actor: CPU share of each inference actor (GPU clusters: one actor per GPU).
+        datasets: Prepared datasets to predict and score (empty: every ``data.sources`` entry, less
+            ``train.datasets`` when the spec trains).
+        cpus_per_actor: CPU share of each prediction actor (GPU clusters: one actor per GPU when a method uses one).
         actors: Most actors in the pool (0: one per GPU, or 2 on CPU).
-        weights: ``ema`` or ``model`` weights of a training checkpoint.
+        weights: ``ema`` or ``model`` weights of the ``train`` stage's checkpoint (``methods.seeclear.checkpoint =
+            "run:train"``); a checkpoint given by URL is loaded as saved.
         mp4: Also write each video as ``<clip>.mp4`` (H.264, CRF 18) beside its PNG frames.
         fps: Frame rate of those mp4 files (0: an input video's own rate, else 25).
     """
@@ -427,12 +462,10 @@ class RunConfig:
         if self.methods.seeclear.checkpoint == TRAINED_CHECKPOINT and "train" not in self.stages:
             raise SeeClearError(f"methods.seeclear.checkpoint is {TRAINED_CHECKPOINT!r} but the spec does not run "
                                 "'train'; add the stage or give a checkpoint URL")
-        if "infer" in self.stages and "evaluate" in self.stages and "seeclear" not in self.methods.names:
-            raise SeeClearError("the spec runs 'infer' and 'evaluate' but methods.names lacks 'seeclear'; add it so "
-                                "the inferred videos are scored")
-        if "infer" in self.stages and not self.methods.seeclear.checkpoint and "train" not in self.stages:
-            raise SeeClearError("the spec runs 'infer' without 'train' and methods.seeclear.checkpoint is empty; "
-                                "give a checkpoint URL or add the 'train' stage")
+        for stage in self.stages:
+            if stage not in STAGES:
+                raise SeeClearError(f"unknown stage {stage!r} in stages{did_you_mean(str(stage), STAGES)}; valid: "
+                                    f"{', '.join(STAGES)}")
         order = [s for s in STAGES if s in self.stages]
         if list(self.stages) != order:
             raise SeeClearError(f"stages must be in pipeline order {list(STAGES)}, got {list(self.stages)}")
@@ -440,8 +473,11 @@ class RunConfig:
     # -- serialisation -------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build and validate; with a ``train`` stage an empty ``methods.seeclear.checkpoint`` becomes
-        ``"run:train"`` (the checkpoint that stage trains)."""
+        """Build and validate; a stage alias (:data:`STAGE_ALIASES`: ``infer``) becomes its stage, listed once; with a
+        ``train`` stage an empty ``methods.seeclear.checkpoint`` becomes ``"run:train"`` (the checkpoint that stage
+        trains)."""
+        if isinstance(data, dict) and isinstance(data.get("stages"), list):
+            data = {**data, "stages": _resolve_aliases(data["stages"], data.get("methods"))}
         if isinstance(data, dict) and "train" in (data.get("stages") or ()):
             methods = data.get("methods")
             seeclear = methods.get("seeclear") if isinstance(methods, dict) else None
@@ -488,17 +524,46 @@ class RunConfig:
                 del data[name]
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
-        for table, added in (("train", {"network": {}, "distiller": ""}), ("infer", {"mp4": False, "fps": 0})):
+        for table, added in (("infer", {"mp4": False, "fps": 0}),):
             for name, at_default in added.items():  # added later: at their defaults they stay out of the hash too
                 if table in data and data[table][name] == at_default:
                     del data[table][name]
         return data
 
+    def predicted_datasets(self) -> tuple[str, ...]:
+        """The datasets the predict stage (``upscale``) predicts and ``evaluate`` scores: ``infer.datasets``, else
+        every ``data.sources`` name except those the spec's ``train`` stage trains on."""
+        if self.infer.datasets:
+            return self.infer.datasets
+        held = set(self.train.datasets) if "train" in self.stages else set()
+        return tuple(s.name for s in self.data.sources if s.name not in held)
+
     def seeclear_distiller(self) -> str:
-        """Where the ``seeclear`` method's frozen CLIPSeg comes from: ``methods.seeclear.distiller``, else, for the
+        """Where the ``seeclear`` method's frozen pretrained distiller (Mask2Former, CLIPSeg) comes from: ``methods.seeclear.distiller``, else, for the
         checkpoint this spec's ``train`` stage makes, ``train.distiller``."""
         s = self.methods.seeclear
         return s.distiller or (self.train.distiller if s.checkpoint == TRAINED_CHECKPOINT else "")
+
+
+def _resolve_aliases(stages: list[Any], methods: Any) -> list[Any]:
+    """``stages`` with each alias replaced by its stage and every stage kept once (in its first place).
+
+    ``infer`` used to mean "SeeClear on whole videos": a spec that lists it but not ``seeclear`` in ``methods.names``
+    would now silently predict without SeeClear, so it is refused with the fix.
+    """
+    names = methods.get("names", list(MethodsConfig().names)) if isinstance(methods, dict) else \
+        list(MethodsConfig().names)
+    for alias, stage in STAGE_ALIASES.items():
+        if alias in stages and isinstance(names, list) and "seeclear" not in names:
+            raise SeeClearError(f"stages lists {alias!r}, which is the {stage!r} stage: it predicts every method of "
+                                f"methods.names, and those lack 'seeclear'; add 'seeclear' to methods.names (or "
+                                f"write {stage!r} if you meant the other methods only)")
+    out: list[Any] = []
+    for name in stages:
+        name = STAGE_ALIASES.get(name, name) if isinstance(name, str) else name
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def _decode_spec(data: bytes, source: str) -> str:

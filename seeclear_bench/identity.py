@@ -4,8 +4,9 @@
   the shard layout, the seed and :data:`SHARDS_CODE_VERSION` (with the shard format). The stage list, the methods and
   the metrics of a spec do not enter it, so ``prepare`` and ``run`` of one spec share their shards, and a new metric
   does not rebuild them.
-- predictions (:func:`prediction_identity`): the shard set's content digest (:attr:`ShardSet.digest`) and the
-  method's own description (kernel, or checkpoint hash, steps, seed).
+- predictions (:func:`prediction_identity`), one per (method, whole video): the input's digest (a shard set's
+  content digest, :attr:`ShardSet.digest`), the scale asked for and the method's own description (kernel, or
+  checkpoint hash, weights, steps, seed, memory on or off).
 - metric parts: the protocol hash, each metric's hash and the SHA-256 of every frame scored, per method
   (:func:`seeclear_bench.stages.score_with_reuse`), so adding a metric scores only that metric and adding a method
   scores only that method.
@@ -51,6 +52,12 @@ def shards_identity(cfg: RunConfig, source: SourceConfig) -> str:
     return _digest(shards_inputs(cfg, source))
 
 
-def prediction_identity(shards_digest: str, method: dict[str, Any]) -> dict[str, Any]:
-    """What a prediction record must name to be reused: the input shard set's digest and the method's description."""
-    return {"shards": shards_digest, "method": method}
+def prediction_identity(input_digest: str, method: dict[str, Any], scale: int = 0) -> dict[str, Any]:
+    """What a video's prediction record must name to be reused.
+
+    Args:
+        input_digest: the shard set's content digest; "" for frame folders and video files (read as they are).
+        method: the method's description (``Upscaler.describe()``).
+        scale: the scale asked for; 0: the input's own (a shard set's) or the method's (a SeeClear checkpoint's).
+    """
+    return {"shards": input_digest, "scale": int(scale), "method": method}

@@ -13,10 +13,10 @@ Layout of a run folder (``R``)::
     R/.lock                                      held while a command writes R (host, pid, start time, command)
     R/source/<dataset>/                          materialised built-in sources (the demo footage)
     R/shards/<dataset>/{<dataset>-GGGGG-PP.tar, manifest.json, _tasks/GGGGG.json}
-    R/predictions/<method>/<dataset>/<clip>/{NNNNNNNN.png, _records/<key>.json}
+    R/predictions/<method>/<dataset>/<clip>/{NNNNNNNN.png, _records/video.json}
     R/metrics/parts/<dataset>/<clip>.{parquet,json}
     R/metrics/{frames,clips,datasets,intervals,scores,provenance,paired}.{parquet,csv}
-    R/train/                                     the train stage's checkpoints, logs and exports
+    R/train/                                     the train stage (a `TrainFolder`)
     R/leaderboard.{md,csv,parquet,html}, R/figures/<picture>.png
 """
 from __future__ import annotations
@@ -112,12 +112,53 @@ class PredictionSet(_Folder):
         return io.join(self.clip(dataset, clip), frame_name(index))
 
     def record(self, dataset: str, clip: str, name: str) -> str:
-        """A record of the clip (``name`` is a sample key or ``video``)."""
+        """A record of the clip (the predict stage writes ``video``)."""
         return io.join(self.clip(dataset, clip), RECORDS_DIR, f"{check_name(name, 'record name')}.json")
 
     def member(self, dataset: str, clip: str, name: str) -> str:
         """A file a record lists (a frame or the clip's mp4), refused unless it is a plain name inside the clip."""
         return io.join(self.clip(dataset, clip), check_name(name, f"file name in a record of {dataset}/{clip}"))
+
+
+class TrainFolder(_Folder):
+    """The layout of a training folder (``R/train`` of a run, or ``seeclear-bench train --out``)::
+
+        T/train.json                                   the plan, the shards and the result
+        T/<stage>/checkpoints/step-NNNNNNNN/           checkpoints (seeclear_bench.checkpoints), Ray's copy on Ray
+        T/<stage>/{log,val}.csv                        per-step log; per-validation scores
+        T/<stage>/workers/rank-R.json                  pid, host and attempts of each rank
+        T/<stage>/_failure-<token>.json                a worker's one-line failure while Ray restarts the others
+
+    Stages are SeeClear's training stages (``condenser``, ``memory``, ``joint``) in the order they run.
+    """
+
+    STAGES: Final = ("condenser", "memory", "joint")
+
+    def summary(self) -> str:
+        return self._under("train.json")
+
+    def stage(self, stage: str) -> str:
+        if stage not in self.STAGES:
+            raise SeeClearError(f"unknown training stage {stage!r}; stages are {', '.join(self.STAGES)}")
+        return self._under(stage)
+
+    def checkpoints(self, stage: str) -> str:
+        return self._under(stage, "checkpoints") if self.stage(stage) else ""
+
+    def checkpoint(self, stage: str, step: int) -> str:
+        return self._under(stage, "checkpoints", f"step-{int(step):08d}") if self.stage(stage) else ""
+
+    def log(self, stage: str) -> str:
+        return self._under(stage, "log.csv") if self.stage(stage) else ""
+
+    def val(self, stage: str) -> str:
+        return self._under(stage, "val.csv") if self.stage(stage) else ""
+
+    def worker(self, stage: str, rank: int) -> str:
+        return self._under(stage, "workers", f"rank-{int(rank)}.json") if self.stage(stage) else ""
+
+    def failure(self, stage: str, token: str) -> str:
+        return self._under(stage, f"_failure-{check_name(token, 'failure token')}.json") if self.stage(stage) else ""
 
 
 class RunLayout(_Folder):
@@ -161,8 +202,8 @@ class RunLayout(_Folder):
         return self._under("metrics", "parts", check_name(dataset, "dataset name"),
                            f"{check_name(clip, 'clip name')}.parquet")
 
-    def train(self) -> str:
-        return self._under("train")
+    def train(self) -> TrainFolder:
+        return TrainFolder(self._under("train"))
 
     def report_file(self, name: str) -> str:
         """A file of the report at the top of the folder (``leaderboard.md``, ``leaderboard.html``)."""

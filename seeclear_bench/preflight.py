@@ -4,7 +4,7 @@
 no file where the layout expects a folder), the sources the ``prepare`` stage reads (discovered once; the clips are
 handed back for the stage), the shard sets later stages read when the spec does not prepare them, the weights of the
 metrics ``evaluate`` computes, the SeeClear checkpoint (present and verified against its recorded digests) and the
-frozen CLIPSeg distillers that training or sampling will load. Imports no ray.
+frozen pretrained distillers (Mask2Former, CLIPSeg) that training or sampling will load. Imports no ray.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from seeclear_bench.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-_STAGES_READING_SHARDS = ("train", "upscale", "infer", "evaluate")
+_STAGES_READING_SHARDS = ("train", "upscale", "evaluate")
 
 
 @dataclass
@@ -117,20 +117,22 @@ def _checkpoint_problems(cfg: RunConfig) -> list[str]:
         except SeeClearError as exc:
             problems.append(str(exc))
         else:
-            if network.distiller == "clipseg" and (why := distiller_missing(cfg.train.distiller)):
+            if network.distiller != "learned" and (why := distiller_missing(cfg.train.distiller,
+                                                                           kind=network.distiller)):
                 problems.append(f"train.distiller: {why}")
     s = cfg.methods.seeclear
-    samples = "infer" in stages or ("upscale" in stages and "seeclear" in cfg.methods.names)
+    samples = "upscale" in stages and "seeclear" in cfg.methods.names
     if samples and s.checkpoint and s.checkpoint != TRAINED_CHECKPOINT:
         from seeclear_bench.checkpoints import checkpoint_config
         from seeclear_bench.methods import describe_checkpoint, resolve_checkpoint
 
         try:
-            describe_checkpoint(s.checkpoint, steps=s.steps, seed=s.seed)  # reads and verifies every file's digest
+            describe_checkpoint(s.checkpoint, steps=s.steps, seed=s.seed)  # verifies every file; steps within T
             network = checkpoint_config(resolve_checkpoint(s.checkpoint)).network
         except SeeClearError as exc:
             problems.append(f"methods.seeclear.checkpoint: {exc}")
         else:
-            if network.distiller == "clipseg" and (why := distiller_missing(cfg.seeclear_distiller())):
+            if network.distiller != "learned" and (why := distiller_missing(cfg.seeclear_distiller(),
+                                                                           kind=network.distiller)):
                 problems.append(f"methods.seeclear.distiller: {why}")
     return problems

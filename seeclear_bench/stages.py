@@ -1,8 +1,8 @@
 """The unit of work of each pipeline stage, free of Ray: what one Ray task does, callable from a plain loop too.
 
 - :func:`prepare_group`: read clips, synthesise LR, cut windows, write WebDataset shards (+ a task record).
-- :func:`upscale_shard`: run baseline upscalers on every LR window of one shard, write prediction frames.
-- :func:`score_clip_from_shards`: score each method's predictions of one clip against its HR frames.
+- the predict stage's unit, one whole video through every method, is :mod:`seeclear_bench.predict`.
+- :func:`score_clip_from_shards`: score each method's whole-video prediction of one clip against its HR frames.
 - :func:`score_clip_pair`: score an outside method's clip against its ground truth.
 
 ``pipelines/`` dispatches these as Ray tasks; ``benchmarks/`` runs them in a loop as the single-process reference.
@@ -22,9 +22,8 @@ import pandas as pd
 
 from seeclear_bench import io
 from seeclear_bench.config import RunConfig, SourceConfig
-from seeclear_bench.data.shards import ShardDigest
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.layout import PredictionSet, RunLayout, frame_name
+from seeclear_bench.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -176,75 +175,6 @@ def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list
     return shards.shard_info_dict(info)
 
 
-# -- upscale -------------------------------------------------------------------------------------------------------
-def upscale_shard(shard: tuple[str, ShardDigest], shards_digest: str, methods: Any, layout: RunLayout,
-                  provenance: dict[str, Any]) -> dict[str, int]:
-    """Run each method on every LR window of one shard; write predictions as PNG frames.
-
-    Args:
-        shard: The shard's URL and the size and SHA-256 its manifest records (from :meth:`ShardSet.shards`); the
-            whole shard is read and verified before any prediction is written.
-        shards_digest: The shard set's content digest (:attr:`ShardSet.digest`), part of every record's identity.
-        methods: The run's ``MethodsConfig`` (names, and the ``seeclear`` checkpoint settings).
-        layout: The run folder; predictions go to ``layout.predictions(method)``.
-
-    A window whose record exists, names the same identity (shard set digest and method configuration: kernel, or
-    checkpoint hash, steps and seed) and whose frames still match their recorded checksums is skipped. Returns counts
-    ``{"written": n, "skipped": n}`` of (method, window) pairs.
-    """
-    from seeclear_bench.data import shards
-    from seeclear_bench.data.frames import encode_png
-    from seeclear_bench.identity import prediction_identity
-    from seeclear_bench.methods import get_upscaler
-
-    url, digest = shard
-    upscalers = {name: get_upscaler(name, methods) for name in methods.names}
-    identities = {name: prediction_identity(shards_digest, up.describe()) for name, up in upscalers.items()}
-    counts = {"written": 0, "skipped": 0}
-    samples = list(shards.iter_shard(url, verify=True, expect=digest))  # verified whole before anything is written
-    for sample in samples:
-        scale = int(sample.meta["scale"])
-        for name, upscale in upscalers.items():
-            predictions = layout.predictions(name)
-            record_url = predictions.record(sample.dataset, sample.clip_id, sample.key)
-            if verified_record(predictions, sample.dataset, sample.clip_id, record_url, identities[name]) is not None:
-                counts["skipped"] += 1
-                continue
-            pred = upscale(sample.lr, scale, key=sample.key)
-            if pred.shape != sample.hr.shape:
-                raise SeeClearError(f"method {name} produced {pred.shape} for {sample.key}, expected {sample.hr.shape}")
-            io.remove(record_url)  # a window being rewritten must not look complete
-            checksums = {}
-            for index, frame in zip(sample.frame_indices, pred):
-                data = encode_png(frame)
-                io.write_bytes(predictions.frame(sample.dataset, sample.clip_id, index), data)
-                checksums[frame_name(index)] = io.sha256_bytes(data)
-            io.write_json(record_url, {
-                "method": name, "identity": identities[name],
-                "dataset": sample.dataset, "clip": sample.clip_id, "key": sample.key, "frames": checksums,
-                "scale": scale, **provenance,
-            })
-            counts["written"] += 1
-    return counts
-
-
-def verified_record(predictions: PredictionSet, dataset: str, clip: str, record_url: str,
-                    identity: dict[str, Any]) -> dict[str, Any] | None:
-    """A prediction record that names ``identity`` and whose every listed frame (``"frames"``: name -> SHA-256, plain
-    names inside the clip's folder) exists and verifies; None otherwise (missing, other inputs or settings, or a
-    damaged frame)."""
-    if not io.exists(record_url):
-        return None
-    record = io.read_json(record_url)
-    if not isinstance(record, dict) or record.get("identity") != identity or not record.get("frames"):
-        return None
-    for name, digest in record["frames"].items():
-        frame_url = predictions.member(dataset, clip, name)
-        if not io.exists(frame_url) or io.sha256_url(frame_url) != digest:
-            return None
-    return dict(record)
-
-
 # -- evaluate ------------------------------------------------------------------------------------------------------
 def score_with_reuse(
     part_url: str | None,
@@ -331,30 +261,36 @@ def _select_rows(rows: pd.DataFrame, pairs: set[tuple[str, str]]) -> pd.DataFram
 
 def score_clip_from_shards(
     clip: Any,
+    shards_digest: str,
     methods: Sequence[str],
     layout: RunLayout,
     metrics: Sequence[str],
     protocol_name: str,
 ) -> pd.DataFrame:
-    """Score every method's prediction of one clip (``layout.predictions(method)``) against the clip's HR frames.
+    """Score every method's whole-video prediction of one clip (``layout.predictions(method)``) against the clip's
+    HR frames, paired by frame index.
 
     Args:
         clip: The clip's :class:`~seeclear_bench.data.shardset.ShardClip` (its shards are verified as they are read).
+        shards_digest: Its shard set's content digest: each prediction's record must name it, and each frame scored
+            must match the record (:func:`seeclear_bench.predict.read_predicted_frames`).
 
     Resumable per (method, metric) through :func:`score_with_reuse`, kept as ``metrics/parts/<dataset>/<clip>``.
 
     Returns:
         The clip's rows of the per-frame table (``metric_hash`` included).
+
+    Raises:
+        SeeClearError: a prediction missing, made from another shard set or not matching its record (run the
+            predict stage again).
     """
     from seeclear_bench.data.frames import decode_frame
     from seeclear_bench.metrics.scoring import digest_frames
+    from seeclear_bench.predict import read_predicted_frames
 
     numbers, gt = clip.frames("hr")
-    encoded: dict[str, list[tuple[str, bytes]]] = {}
-    for name in methods:
-        predictions = layout.predictions(name)
-        urls = [predictions.frame(clip.dataset, clip.clip_id, i) for i in numbers]
-        encoded[name] = [(url, io.read_bytes(url)) for url in urls]
+    encoded = {name: read_predicted_frames(layout.predictions(name), name, clip.dataset, clip.clip_id, numbers,
+                                           shards_digest) for name in methods}
 
     def loader(pairs: list[tuple[str, bytes]]) -> Callable[[], np.ndarray]:
         return lambda: np.stack([decode_frame(data, name=url) for url, data in pairs])

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from model.seeclear import SeeClear, SeeClearConfig
-from model.training import EMA, TrainConfig, make_optimizer, make_scheduler, train_step
+from model.training import EMA, TrainConfig, make_optimizer, make_scheduler
 from seeclear_bench import io
 from seeclear_bench.checkpoints import (
     checkpoint_hash,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
-    step_dir,
 )
 from seeclear_bench.errors import SeeClearError
+from seeclear_bench.layout import TrainFolder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,7 +37,10 @@ def _trained(cfg: TrainConfig) -> tuple[SeeClear, EMA, torch.optim.Optimizer, ob
     ema = EMA(model, cfg.ema_decay)
     hr = torch.rand(1, 5, 3, 32, 32, generator=_gen(0))
     lr = torch.nn.functional.avg_pool2d(hr.flatten(0, 1), 4).unflatten(0, (1, 5))
-    train_step(model, {"lr": lr, "hr": hr}, opt, sched, ema, cfg, _gen(1))
+    model(lr, hr, generator=_gen(1)).backward()
+    opt.step()
+    sched.step()
+    ema.update(model)
     with torch.no_grad():  # a non-zero head, so samples depend on every saved weight
         model.condenser.head.weight.add_(torch.randn(model.condenser.head.weight.shape, generator=_gen(2)) * 0.02)
     return model, ema, opt, sched
@@ -167,13 +170,17 @@ def test_hash_is_stable_and_tracks_the_weights(saved, tmp_path) -> None:
         model.condenser.stem.bias.sub_(1e-3)
 
 
+def step_dir(root: str, step: int) -> str:
+    return TrainFolder(root).checkpoint("condenser", step)
+
+
 def test_overwrite_replaces_files_and_latest_checkpoint(saved, tmp_path) -> None:
     run = str(tmp_path / "run")
     model = saved["model"]
     save_checkpoint(step_dir(run, 2), model, ema=saved["ema"], step=2)
     save_checkpoint(step_dir(run, 10), model, step=10)
     Path(step_dir(run, 20)).mkdir(parents=True)  # an interrupted save: no COMPLETE
-    assert latest_checkpoint(run) == step_dir(run, 10)
+    assert latest_checkpoint(TrainFolder(run).checkpoints("condenser")) == step_dir(run, 10)
     save_checkpoint(step_dir(run, 2), model, step=2)  # overwrite without EMA: the stale ema file goes
     assert not Path(step_dir(run, 2), "ema.safetensors").exists()
     assert latest_checkpoint(str(tmp_path / "empty")) is None
@@ -202,8 +209,7 @@ def test_clipseg_weights_are_not_saved_and_the_distiller_is_frozen(tmp_path) -> 
     ids = torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.randint(2, 50, (4, 3), generator=_gen(7)),
                      torch.ones(4, 1, dtype=torch.long)], 1)
     torch.manual_seed(0)
-    distiller = ClipSegDistiller.from_config(clip_cfg, input_ids=ids, vocabulary=("a", "b", "c", "d"), n_tokens=5,
-                                             input_size=64)
+    distiller = ClipSegDistiller.from_config(clip_cfg, input_ids=ids, vocabulary=("a", "b", "c", "d"), n_tokens=5)
     cfg = SeeClearConfig(network=NetworkConfig.tiny(distiller="clipseg", token_dim=24, seg_channels=4, n_tokens=5),
                          diffusion=DiffusionConfig())
     model = SeeClear(cfg, distiller=distiller)

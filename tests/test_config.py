@@ -65,6 +65,27 @@ def test_stages_must_be_in_order_and_valid():
         RunConfig.from_toml('stages = ["prep"]\n' + MINIMAL.replace('name = "t"\n', ""))
 
 
+def test_infer_is_the_one_predict_stage_upscale():
+    """``infer`` (SeeClear's old whole-video stage) now names the one predict stage: read as ``upscale``, once."""
+    body = MINIMAL.replace('name = "t"\n', "") + '[methods]\nnames = ["bicubic", "seeclear"]\n' \
+        '[methods.seeclear]\ncheckpoint = "builtin:seeclear-tiny-demo"\n'
+    both = RunConfig.from_toml('stages = ["prepare", "upscale", "infer", "evaluate"]\n' + body)
+    alone = RunConfig.from_toml('stages = ["prepare", "infer", "evaluate"]\n' + body)
+    assert both.stages == alone.stages == ("prepare", "upscale", "evaluate")
+    assert both.methods.seeclear.steps == 0  # the checkpoint's own steps unless the spec says otherwise
+    with pytest.raises(SeeClearError, match=r"^stages lists 'infer', which is the 'upscale' stage: .* lack "
+                                            r"'seeclear'; add 'seeclear' to methods.names"):
+        RunConfig.from_toml('stages = ["prepare", "infer"]\n' + MINIMAL.replace('name = "t"\n', ""))
+
+
+def test_predicted_datasets_leave_out_training_data():
+    spec = {"stages": ["prepare", "train", "upscale", "evaluate"], "train": {"datasets": ["a"]},
+            "data": {"sources": [{"name": "a", "url": "demo"}, {"name": "b", "url": "demo"}]}}
+    assert RunConfig.from_dict(spec).predicted_datasets() == ("b",)
+    assert RunConfig.from_dict({**spec, "infer": {"datasets": ["a", "b"]}}).predicted_datasets() == ("a", "b")
+    assert RunConfig.from_dict({**spec, "stages": ["prepare", "upscale"]}).predicted_datasets() == ("a", "b")
+
+
 def test_missing_required_key():
     with pytest.raises(SeeClearError, match="missing required key.*url"):
         RunConfig.from_toml('[[data.sources]]\nname = "x"\n')

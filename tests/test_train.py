@@ -1,4 +1,4 @@
-"""seeclear_bench.train: single-process training on real test-made shards, checkpoints, CSV log and resume."""
+"""seeclear_bench.train: the training loop in one process on real test-made shards: stages, checkpoints, log, resume."""
 from __future__ import annotations
 
 import csv
@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from model.seeclear import SeeClearConfig
 from model.training import TrainConfig, lr_at
-from seeclear_bench.checkpoints import checkpoint_hash, latest_checkpoint, list_checkpoints, load_checkpoint, step_dir
+from seeclear_bench.checkpoints import (
+    checkpoint_hash,
+    checkpoint_meta,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
 from seeclear_bench.data import shards
 from seeclear_bench.errors import SeeClearError
-from seeclear_bench.train import main, resolve_shards, train
+from seeclear_bench.layout import TrainFolder
+from seeclear_bench.train import LOG_COLUMNS, resolve_shards, train, trained_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -40,13 +48,18 @@ def shard_dir(tmp_path_factory) -> str:
     return str(root)
 
 
-def _cfg(steps: int) -> TrainConfig:
-    return TrainConfig.tiny(steps=steps, crop_size=32, batch_size=2, clips_per_sample=2, stage="joint")
+def _cfg(steps: int, stage: str = "joint", **kw) -> TrainConfig:
+    return TrainConfig.tiny(**{"steps": steps, "crop_size": 32, "batch_size": 2, "clips_per_sample": 2,
+                               "stage": stage, **kw})
 
 
-def _log(run: Path) -> list[dict[str, str]]:
-    with open(run / "log.csv", newline="") as f:
+def _log(run: Path, stage: str = "joint") -> list[dict[str, str]]:
+    with open(run / stage / "log.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _train(shard_dir: str, run: Path, stages: list[TrainConfig], **kw):
+    return train(shard_dir, str(run), model_config=SeeClearConfig.tiny(), stages=stages, progress=False, **kw)
 
 
 def test_resolve_shards(shard_dir) -> None:
@@ -61,49 +74,59 @@ def test_resolve_shards(shard_dir) -> None:
 @pytest.mark.slow
 def test_train_checkpoints_logs_and_resumes(shard_dir, tmp_path) -> None:
     run = tmp_path / "run"
+    folder = TrainFolder(str(run))
     # first call: stop after the first step (out of time), as an interrupted job would
-    first = train(shard_dir, str(run), train_cfg=_cfg(4), checkpoint_every=2, max_seconds=0, progress=False)
-    assert first["step"] == 1 and first["steps_run"] == 1
-    assert latest_checkpoint(str(run)) == step_dir(str(run), 1)
+    first = _train(shard_dir, run, [_cfg(4)], checkpoint_every=2, max_seconds=0)
+    assert first["step"] == 1 and first["stages"] == []
+    assert latest_checkpoint(folder.checkpoints("joint")) == folder.checkpoint("joint", 1)
     assert [r["step"] for r in _log(run)] == ["1"]
+    assert checkpoint_meta(first["checkpoint"])["stages"] == []  # the stage is not complete yet
 
-    second = train(shard_dir, str(run), train_cfg=_cfg(4), checkpoint_every=2, keep_checkpoints=2, progress=False)
-    assert second["step"] == 4 and second["steps_run"] == 3  # resumed at step 1, ran 2..4
-    assert [s for s, _ in list_checkpoints(str(run))] == [2, 4]  # step 1 pruned (keep 2)
+    second = _train(shard_dir, run, [_cfg(4)], checkpoint_every=2, keep_checkpoints=2, sampling_steps=3)
+    assert second["step"] == 4 and second["stages"] == ["joint"]  # resumed at step 1, ran 2..4
+    assert [s for s, _ in list_checkpoints(folder.checkpoints("joint"))] == [2, 4]  # step 1 pruned (keep 2)
     rows = _log(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert list(rows[0]) == list(LOG_COLUMNS)
     assert all(np.isfinite(float(r["loss"])) and float(r["lr"]) > 0 for r in rows)
     # the cosine schedule continues across the resume: row s used lr_at(s - 1)
     assert [float(r["lr"]) for r in rows] == pytest.approx([lr_at(s, _cfg(4)) for s in range(4)], rel=1e-5)
-    run_json = json.loads((run / "run.json").read_text())
-    assert run_json["resumed_from"] == step_dir(str(run), 1) and run_json["train"]["stage"] == "joint"
+    summary = json.loads((run / "train.json").read_text())
+    assert summary["plan"]["stages"][0]["stage"] == "joint" and summary["result"]["step"] == 4
 
     _, extras = load_checkpoint(second["checkpoint"])
     assert extras["step"] == 4 and extras["train_config"] == _cfg(4)
     assert extras["ema_state"]["num_updates"] == 4  # the EMA state survived the resume
+    assert extras["stages"] == ["joint"] and extras["sampling_steps"] == 3
     assert len(checkpoint_hash(second["checkpoint"])) == 64
 
-    third = train(shard_dir, str(run), train_cfg=_cfg(4), progress=False)  # already done: nothing to run
-    assert third["steps_run"] == 0 and third["step"] == 4
-    with pytest.raises(SeeClearError, match="another model/train config"):
-        train(shard_dir, str(run), train_cfg=_cfg(6), progress=False)
+    third = _train(shard_dir, run, [_cfg(4)])  # already done: nothing to run
+    assert third["step"] == 4 and [int(r["step"]) for r in _log(run)] == [1, 2, 3, 4]
+    with pytest.raises(SeeClearError, match="trained with other settings"):
+        _train(shard_dir, run, [_cfg(6, lr=1e-3)])
 
 
 @pytest.mark.slow
-def test_stage_two_starts_from_stage_one_weights(shard_dir, tmp_path) -> None:
-    stage1 = train(shard_dir, str(tmp_path / "s1"), train_cfg=_cfg(1), progress=False)
-    cfg2 = TrainConfig.tiny(steps=1, crop_size=32, batch_size=1, stage="memory")
-    stage2 = train(shard_dir, str(tmp_path / "s2"), train_cfg=cfg2, init_from=stage1["checkpoint"], progress=False)
-    m1, _ = load_checkpoint(stage1["checkpoint"])
-    m2, _ = load_checkpoint(stage2["checkpoint"])
-    s1, s2 = m1.trainable_state_dict(), m2.trainable_state_dict()
+def test_stages_run_in_order_each_from_the_previous_ema(shard_dir, tmp_path) -> None:
+    """condenser then memory in one call: the memory stage starts from the condenser stage's EMA weights (its frozen
+    weights stay exactly those), and each checkpoint records the stages it completed."""
+    run = tmp_path / "run"
+    folder = TrainFolder(str(run))
+    stages = [_cfg(2, "condenser", clips_per_sample=1), _cfg(1, "memory", batch_size=1)]
+    done = _train(shard_dir, run, stages)
+    assert done["stages"] == ["condenser", "memory"] and done["stage"] == "memory"
+    first = latest_checkpoint(folder.checkpoints("condenser"))
+    assert checkpoint_meta(first)["stages"] == ["condenser"] and not checkpoint_meta(first)["memory"]
+    assert checkpoint_meta(done["checkpoint"])["stages"] == ["condenser", "memory"]
+    assert checkpoint_meta(done["checkpoint"])["memory"]
+    ema1, _ = load_checkpoint(first, weights="ema")
+    m2, _ = load_checkpoint(done["checkpoint"])
+    s1, s2 = ema1.trainable_state_dict(), m2.trainable_state_dict()
     assert all(torch.equal(s1[k], s2[k]) for k in s1 if not k.startswith("condenser.memory."))  # frozen in stage 2
     assert any(not torch.equal(s1[k], s2[k]) for k in s1 if k.startswith("condenser.memory."))
-
-
-def test_module_entry_point(shard_dir, tmp_path) -> None:
-    result = main([shard_dir, str(tmp_path / "cli"), "--steps", "1", "--crop", "32", "--batch", "1"])
-    assert result["step"] == 1 and Path(result["checkpoint"], "COMPLETE").exists()
+    assert trained_checkpoint(folder) == done["checkpoint"]
+    again = _train(shard_dir, run, stages)  # both finished: nothing runs
+    assert again["stages"] == ["condenser", "memory"] and len(_log(run, "memory")) == 1
 
 
 def test_frozen_clipseg_trains_from_its_folder_and_is_never_saved(shard_dir, tiny_clipseg, tmp_path) -> None:
@@ -118,9 +141,9 @@ def test_frozen_clipseg_trains_from_its_folder_and_is_never_saved(shard_dir, tin
     from seeclear_bench.methods import SeeClearUpscaler
 
     network = NetworkConfig.tiny(distiller="clipseg", token_dim=tiny_clipseg.token_dim, seg_channels=133,
-                                 clipseg_input_size=64)
+                                 distiller_scale=2)
     model_cfg = SeeClearConfig.tiny().with_overrides(network=network)
-    done = train(shard_dir, str(tmp_path / "run"), train_cfg=_cfg(2), model_config=model_cfg,
+    done = train(shard_dir, str(tmp_path / "run"), stages=[_cfg(2)], model_config=model_cfg,
                  distiller=tiny_clipseg.folder, progress=False)
     assert done["step"] == 2 and np.isfinite(done["loss"])
     ckpt = done["checkpoint"]
@@ -145,7 +168,25 @@ def test_frozen_clipseg_trains_from_its_folder_and_is_never_saved(shard_dir, tin
     out = a(lr, 4, key="clip")
     assert out.shape == (5, 48, 48, 3) and np.array_equal(out, b(lr, 4, key="clip"))
 
-    wrong = NetworkConfig.tiny(distiller="clipseg", token_dim=32, seg_channels=133, clipseg_input_size=64)
+    wrong = NetworkConfig.tiny(distiller="clipseg", token_dim=32, seg_channels=133, distiller_scale=2)
     with pytest.raises(SeeClearError, match="network.token_dim is 32 but the ClipSegDistiller gives 24"):
         distiller_for(wrong, tiny_clipseg.folder)
     assert distiller_for(NetworkConfig.tiny(), "ignored") is None  # the learned distiller lives in the model
+
+
+def test_train_command_runs_the_stages_and_refuses_mismatched_lists(shard_dir, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from seeclear_bench.cli import app
+
+    out = tmp_path / "cli"
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", shard_dir, "--out", str(out), "--stages", "condenser,memory", "--steps", "1",
+                               "--crop-size", "32", "--batch-size", "1", "--clips-per-sample", "1,2",
+                               "--sampling-steps", "2", "--no-progress"])
+    assert done.exit_code == 0, done.output
+    meta = checkpoint_meta(trained_checkpoint(TrainFolder(str(out))))
+    assert meta["stages"] == ["condenser", "memory"] and meta["sampling_steps"] == 2
+    bad = runner.invoke(app, ["train", shard_dir, "--out", str(tmp_path / "bad"), "--stages", "condenser",
+                              "--steps", "1,2", "--no-progress"])
+    assert bad.exit_code != 0 and "--steps gives 2 values for 1 stages" in str(bad.exception)

@@ -76,10 +76,11 @@ def _blockwise(x: Tensor, p: int, *, inverse: bool) -> Tensor:
     c = dct_matrix(p, dtype=x.dtype if x.is_floating_point() else torch.float64, device=x.device)  # validates p
     _check(x, p)
     blocks = rearrange(x, "... (hb p1) (wb p2) -> ... hb wb p1 p2", p1=p, p2=p)
-    if inverse:  # X = C^T U C
-        out = torch.einsum("ki,...kl,lj->...ij", c, blocks, c)
-    else:  # U = C X C^T
-        out = torch.einsum("ki,...ij,lj->...kl", c, blocks, c)
+    with torch.autocast(x.device.type, enabled=False):  # in the input's precision, also under autocast
+        if inverse:  # X = C^T U C
+            out = torch.einsum("ki,...kl,lj->...ij", c, blocks, c)
+        else:  # U = C X C^T
+            out = torch.einsum("ki,...ij,lj->...kl", c, blocks, c)
     return rearrange(out, "... hb wb p1 p2 -> ... (hb p1) (wb p2)")
 
 

@@ -1,7 +1,7 @@
 """nn.Modules of SeeClear: the Pixel Condenser U-Net, the Semantic Distillers, InCAM, CaTeGory and Haar wavelets.
 
-Imports torch and einops only (transformers lazily, inside `ClipSegDistiller.from_config`); never ``seeclear_bench``
-or ray, no file I/O, no device moves, no downloads.
+Imports torch and einops only (transformers lazily, inside the pretrained distillers' ``from_config``); never
+``seeclear_bench`` or ray, no file I/O, no device moves, no downloads.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from model.networks.distiller import (
     COCO_PANOPTIC_CLASSES,
     ClipSegDistiller,
     LearnedDistiller,
+    Mask2FormerDistiller,
     SemanticDistiller,
     Semantics,
     vocabulary_prompts,
@@ -26,6 +27,7 @@ __all__ = [
     "InstanceCentricAlignment",
     "InstanceEncoderDecoder",
     "LearnedDistiller",
+    "Mask2FormerDistiller",
     "MemoryState",
     "MultiFrameSelfAttention",
     "PixelCondenser",

@@ -8,7 +8,11 @@ Shapes (SEECLEAR.md Sec. 7): G groups; the clip tokens O_c (b q e) give e channe
 State C (b G q) holds one channel-semantic key per group, T (b G D) its texture.
 
 - read (Eq. 19-20), at every decoder level: A = softmax_G(LN(Z) (C + E)^T / sqrt(q)) (b e G); R = A T (b e D);
-  F~ = F + CA(LN(F), RMSNorm(R)), with bias-free value/output projections, so an all-zero T reads exactly zero.
+  F~ = F + CA(LN(F), N(R)), with bias-free value/output projections, so an all-zero T reads exactly zero. N is a
+  soft RMS norm, N(R) = g R / sqrt(mean(R^2) + 1): about g R while the memory is small (the read's change grows in
+  proportion to the memory, so the first steps cannot jump) and g R / rms(R) once it is large. A plain RMSNorm
+  (eps 1e-6) would scale a near-zero memory by up to ~1000x: one Adam step on T_bar moved the read from nothing to
+  10% of the features' RMS and its gradient dominated the global norm.
 - update (Eq. 16-18), once per clip after its last step: T^ = T + (C + E) W_c; T_new = FFN(SA(CA(T^, feats)))
   (pre-LN, residual) with feats the decoder features of all levels, average-pooled to a small grid, projected to D
   and concatenated; C_new = Linear(group means of LN(Z) under A); each of C and T then moves toward its new value
@@ -49,6 +53,18 @@ class MemoryState:
     def detach(self) -> MemoryState:
         """The same state cut from the autograd graph (e.g. between clips at inference)."""
         return MemoryState(self.semantics.detach(), self.textures.detach())
+
+
+class SoftRMSNorm(nn.Module):
+    """g x / sqrt(mean(x^2) + floor) over the last dim: linear in x while rms(x) << sqrt(floor), RMSNorm beyond."""
+
+    def __init__(self, dim: int, floor: float = 1.0) -> None:
+        super().__init__()
+        self.floor = floor
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + self.floor) * self.weight
 
 
 class _MemoryRead(nn.Module):
@@ -95,7 +111,7 @@ class ChannelTextureMemory(nn.Module):
         self.textures = nn.Parameter(torch.zeros(groups, memory_dim))
         self.group_embed = nn.Parameter(torch.randn(groups, n_queries) * 0.02)
         self.channel_norm = nn.LayerNorm(n_queries)
-        self.read_norm = nn.RMSNorm(memory_dim)
+        self.read_norm = SoftRMSNorm(memory_dim)
         self.reads = nn.ModuleList(_MemoryRead(c, memory_dim, max(c // head_dim, 1)) for c in self.level_dims)
         heads = max(memory_dim // head_dim, 1)
         self.semantic_link = nn.Linear(n_queries, memory_dim)

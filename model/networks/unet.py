@@ -202,7 +202,8 @@ class PixelCondenser(nn.Module):
         return [rearrange(p, "(b f) s h w -> b f s h w", b=seg.shape[0]) for p in out]
 
     def forward(
-        self, x_t: Tensor, t: Tensor, y: Tensor, *, semantics: Semantics, memory: MemoryState | None = None
+        self, x_t: Tensor, t: Tensor, y: Tensor, *, semantics: Semantics, memory: MemoryState | None = None,
+        read_memory: bool = True,
     ) -> tuple[Tensor, list[Tensor]]:
         """Predict x0 for one reverse step (Alg. 1 lines 12-40).
 
@@ -212,9 +213,11 @@ class PixelCondenser(nn.Module):
             y: (b f c H W) upsampled LR in [-1, 1].
             semantics: the clip's distiller output, tokens O_i (b f k d) and P_i (b f s h w).
             memory: CaTeGory state for the b videos; None uses the learned initial state.
+            read_memory: False skips the CaTeGory reads (identity), e.g. for weights whose memory never trained.
 
         Returns:
-            ``(x0_pred, decoder_features)``: x0_pred (b f c H W) = IDWT(head) + y; decoder_features, deepest first,
+            ``(x0_pred, decoder_features)``: x0_pred (b f c H W) = IDWT(head) + y, the inverse wavelet and the
+            residual add in float32 even under autocast; decoder_features, deepest first,
             (b f c_k h_k w_k) at the padded size (H and W padded up to ``config.size_multiple``).
         """
         self._check(x_t, t, y, semantics)
@@ -258,8 +261,11 @@ class PixelCondenser(nn.Module):
                 h = unit(h, emb)
             h5 = rearrange(h, "(b f) c h w -> b f c h w", f=f)
             features.append(h5)
-            h = rearrange(self.memory.read(k, h5, clip, memory), "b f c h w -> (b f) c h w")
+            if read_memory:
+                h = rearrange(self.memory.read(k, h5, clip, memory), "b f c h w -> (b f) c h w")
 
-        out = idwt2(self.head(F.silu(self.head_norm(h))), cfg.dwt_levels) + y2
+        head = self.head(F.silu(self.head_norm(h)))
+        with torch.autocast(head.device.type, enabled=False):
+            out = idwt2(head.float(), cfg.dwt_levels) + y2.float()
         x0 = rearrange(out[:, :, :hgt, :wid], "(b f) c h w -> b f c h w", b=b)
         return x0, features

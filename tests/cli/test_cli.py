@@ -80,6 +80,14 @@ def test_unwritable_output(tmp_path):
     assert f"expected a folder at {blocker} (the output folder), found a file" in line
 
 
+def test_infer_options_are_checked_before_ray_starts(tmp_path):
+    line = _one_line_error(cli("infer", str(tmp_path), "--method", "bicubc", "--out", str(tmp_path / "out")))
+    assert "--method 'bicubc' is not a method (did you mean 'bicubic'?)" in line
+    line = _one_line_error(cli("infer", str(tmp_path), "--out", str(tmp_path / "out")))
+    assert "--method seeclear needs --checkpoint" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_debug_shows_traceback(tmp_path):
     out = cli("--debug", "run", str(tmp_path / "absent.toml"))
     assert out.returncode != 0 and "Traceback" in out.stderr

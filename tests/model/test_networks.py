@@ -146,6 +146,26 @@ def test_memory_reads_exactly_nothing_at_first_then_an_update_changes_reads() ->
     assert torch.equal(new2.textures[0], new.textures[0]) and not torch.equal(new2.textures[1], new.textures[1])
 
 
+def test_memory_read_grows_in_proportion_to_a_small_memory() -> None:
+    """The read's change is linear in the memory while it is small (no 1/sqrt(eps) gain at zero) and bounded when it
+    is large: a memory 10x smaller changes the features 10x less, not the same."""
+    memory = _memory()
+    clip = _randn(2, 7, 10)
+    feats = _randn(2, 5, 16, 8, 8, seed=2)
+    texture = _randn(2, 4, 12, seed=3)
+    semantics = _randn(2, 4, 7, seed=4)
+
+    def change(scale: float) -> float:
+        state = MemoryState(semantics, texture * scale)
+        return float((memory.read(1, feats, clip, state) - feats).norm())
+
+    small, smaller = change(1e-3), change(1e-4)
+    assert small > 0 and smaller / small == pytest.approx(0.1, rel=0.02)
+    big, bigger = change(1e3), change(1e4)
+    assert bigger / big == pytest.approx(1.0, rel=0.02)  # normalised once large
+    assert small < 0.01 * big  # a near-zero memory has a near-zero effect (an RMSNorm gave it the full one)
+
+
 def test_memory_backward_reaches_parameters_through_update_and_read() -> None:
     memory = _memory()
     clip = _randn(1, 7, 10)
@@ -198,7 +218,7 @@ def _tiny_clipseg_distiller() -> ClipSegDistiller:
     )
     torch.manual_seed(0)
     return ClipSegDistiller.from_config(
-        config, input_ids=ids, vocabulary=VOCAB, n_tokens=5, input_size=64, class_chunk=3
+        config, input_ids=ids, vocabulary=VOCAB, n_tokens=5, class_chunk=3
     )
 
 
@@ -212,11 +232,13 @@ def test_clipseg_distiller_is_frozen_and_picks_the_top_k_most_class_similar_patc
     assert sem.tokens.shape == (1, 2, 5, 24) and sem.seg.shape == (1, 2, len(VOCAB), 8, 10)
     assert sem.seg.min() >= 0 and sem.seg.max() <= 1
 
-    # recompute Eq. 8-9 from the CLIPSeg parts by hand
+    # recompute Eq. 8-9 from the CLIPSeg parts by hand (32 x 40 frames: no squash, padded to 32 x 48 = 2 x 3 patches)
     clip = distiller.clipseg.clip
-    pixels = distiller._pixels(frames)
-    hidden = clip.vision_model(pixel_values=pixels).last_hidden_state[:, 1:]
-    patches = clip.visual_projection(clip.vision_model.post_layernorm(hidden))  # (2 frames, 16 patches, 24)
+    pixels, content = distiller.canvas(frames)
+    assert pixels.shape == (2, 3, 32, 48) and content == (32, 40)
+    vision = clip.vision_model(pixel_values=pixels, output_hidden_states=True)
+    hidden = vision.last_hidden_state[:, 1:]
+    patches = clip.visual_projection(clip.vision_model.post_layernorm(hidden))  # (2 frames, 6 patches, 24)
     text = clip.get_text_features(input_ids=_tiny_clipseg_ids()).pooler_output
     score = (F.normalize(patches, dim=-1) @ F.normalize(text, dim=-1).T).amax(-1)
     for i in range(2):
@@ -225,9 +247,10 @@ def test_clipseg_distiller_is_frozen_and_picks_the_top_k_most_class_similar_patc
         kept = score[i, order[:5]]
         assert kept.min() >= score[i, order[5:]].max()
 
-    # P_i channel c is CLIPSeg's mask for class c (checks the chunked decoding keeps class order)
+    # P_i channel c is CLIPSeg's mask for class c (checks the chunked decoding keeps class order), cropped to the frame
+    acts = [vision.hidden_states[i + 1] for i in distiller.clipseg.extract_layers]
     for c in (0, 4, 6):
-        logits = distiller.clipseg(pixel_values=pixels, conditional_embeddings=text[c].expand(2, -1)).logits
+        logits = distiller.decode(acts, text[c].expand(2, -1), (2, 3))[..., :40]
         ref = F.interpolate(torch.sigmoid(logits)[:, None], size=(8, 10), mode="bilinear", antialias=True)
         assert torch.allclose(sem.seg[0, :, c], ref[:, 0], atol=1e-5)
 
@@ -245,9 +268,11 @@ def test_clipseg_distiller_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="exactly one of"):
         ClipSegDistiller.from_model(distiller.clipseg)
     with pytest.raises(ValueError, match="n_tokens"):
-        ClipSegDistiller(distiller.clipseg, input_ids=_tiny_clipseg_ids(), vocabulary=VOCAB, n_tokens=17, input_size=64)
+        ClipSegDistiller(distiller.clipseg, input_ids=_tiny_clipseg_ids(), vocabulary=VOCAB, n_tokens=0)
+    with pytest.raises(ValueError, match="fewer than n_tokens"):
+        distiller(_randn(1, 1, 3, 32, 32).tanh())  # 2 x 2 patches < 5 tokens
     with pytest.raises(ValueError, match="V = 133"):
-        ClipSegDistiller(distiller.clipseg, input_ids=_tiny_clipseg_ids(), input_size=64, n_tokens=4)
+        ClipSegDistiller(distiller.clipseg, input_ids=_tiny_clipseg_ids(), n_tokens=4)
 
 
 # -- Pixel Condenser ---------------------------------------------------------------------------------------------
@@ -318,7 +343,7 @@ def test_preset_parameter_counts() -> None:
     assert _count(NetworkConfig.small()) == 41_352_594
     paper = _count(NetworkConfig.paper())
     assert abs(paper / 229.23e6 - 1) < 0.03  # Table 5: 229.23 M (frozen distiller not counted)
-    assert NetworkConfig.paper().distiller == "clipseg" and NetworkConfig.paper().token_dim == 512
+    assert NetworkConfig.paper().distiller == "mask2former" and NetworkConfig.paper().token_dim == 256
 
 
 def test_config_validation_names_the_field() -> None:

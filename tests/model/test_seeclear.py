@@ -140,7 +140,7 @@ class PointwiseCondenser(nn.Module):
         super().__init__()
         self.mix = nn.Linear(6, 3)
 
-    def forward(self, x_t, t, y, *, semantics, memory):
+    def forward(self, x_t, t, y, *, semantics, memory, read_memory=True):
         b, f = y.shape[:2]
         h = self.mix(torch.cat([x_t, y], dim=2).movedim(2, -1)).movedim(-1, 2)
         x0 = y + 0.1 * torch.tanh(h) + memory.textures.mean(dim=(1, 2)).view(b, 1, 1, 1, 1)

@@ -1,4 +1,4 @@
-"""model.training: Charbonnier, cosine schedule, EMA, stages, augmentation and the train step (tiny preset)."""
+"""model.training (cosine schedule, EMA, stages, augmentation) and SeeClear's training loss, its forward (tiny preset)."""
 from __future__ import annotations
 
 import math
@@ -13,13 +13,11 @@ from model.training import (
     EMA,
     TrainConfig,
     augment,
-    charbonnier,
     lr_at,
     make_optimizer,
     make_scheduler,
     random_crop,
     set_stage,
-    train_step,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,13 +47,83 @@ def _batch(b: int = 1, n: int = 5, size: int = 32, seed: int = 0) -> dict[str, t
     return {"lr": lr, "hr": hr}
 
 
+def train_step(model, batch, opt, sched, ema, cfg, gen) -> dict[str, float]:
+    """One plain optimizer step on the model's loss (the real loop, with DDP and checkpoints, is
+    seeclear_bench.train.run_stage)."""
+    opt.zero_grad(set_to_none=True)
+    loss = model(batch["lr"], batch["hr"], generator=gen, chain_memory=cfg.stage != "condenser",
+                 train_distiller=cfg.stage != "memory", eps=cfg.charbonnier_eps)
+    loss.backward()
+    lr_used = opt.param_groups[0]["lr"]
+    opt.step()
+    if sched is not None:
+        sched.step()
+    if ema is not None:
+        ema.update(model)
+    return {"loss": float(loss), "lr": lr_used}
+
+
 # -- loss, schedule, EMA ---------------------------------------------------------------------------------------------
-def test_charbonnier_value() -> None:
-    pred = torch.tensor([0.503, 0.496, 0.5, 1.0])
-    target = torch.tensor([0.5, 0.5, 0.5, 0.0])
-    want = (math.sqrt(9e-6 + 1e-6) + math.sqrt(16e-6 + 1e-6) + 1e-3 + math.sqrt(1 + 1e-6)) / 4
-    assert charbonnier(pred, target, eps=1e-3).item() == pytest.approx(want, rel=1e-5)
-    assert charbonnier(torch.zeros(3), torch.zeros(3), eps=1e-3).item() == pytest.approx(1e-3)
+def test_loss_is_charbonnier_on_unit_frames() -> None:
+    """The model's loss is the process's one definition, reported on [0, 1] frames: a condenser that returns a known
+    x0 gives mean(sqrt(d^2 + eps^2)) with d on [0, 1]."""
+    model = _model()
+    batch = _batch(n=5)
+    offset = torch.tensor(0.01)
+
+    class Known(nn.Module):  # x0_pred = x0 + 2 * offset on [-1, 1], i.e. + offset on [0, 1]
+        def forward(self, x_t, t, y, *, semantics, memory=None, read_memory=True):
+            return batch["hr"] * 2 - 1 + 2 * offset, []
+
+    known = SeeClear(SeeClearConfig.tiny(), condenser=Known())
+    known.condenser.initial_memory = lambda b: None  # type: ignore[attr-defined,method-assign]
+    loss = known(batch["lr"], batch["hr"], generator=_gen(0), eps=1e-3)
+    assert float(loss) == pytest.approx(math.sqrt(1e-4 + 1e-6), rel=1e-4)
+    assert model is not None
+
+
+def test_amp_runs_only_the_networks_in_bf16() -> None:
+    """Under CPU bf16 autocast the bicubic base, the forward process (block DCT blur, noise) and the residual add stay
+    float32 and equal their float32 values; the network's own layers run in bf16."""
+    from model.networks.unet import PixelCondenser
+
+    model = _model()
+    batch = _batch(n=5)
+    x0, y = model.training_targets(batch["lr"], batch["hr"])
+    t = torch.tensor([7])
+    noise = torch.randn(x0.shape, generator=_gen(3))
+    want = model.process.q_sample(x0, y, t, noise)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x0_a, y_a = model.training_targets(batch["lr"], batch["hr"])
+        got = model.process.q_sample(x0_a, y_a, t, noise)
+    assert x0_a.dtype == y_a.dtype == got.dtype == torch.float32
+    assert torch.equal(y_a, y) and torch.equal(got, want)
+
+    seen: dict[str, torch.dtype] = {}
+    head = model.condenser.head
+    def record(module, inputs, output) -> None:
+        seen.setdefault("head", output.dtype)
+
+    hook = head.register_forward_hook(record)
+    calls: list[torch.Tensor] = []
+    original = PixelCondenser.forward
+
+    def spy(self, *args, **kwargs):
+        x0_pred, feats = original(self, *args, **kwargs)
+        calls.append(x0_pred)
+        return x0_pred, feats
+
+    PixelCondenser.forward = spy  # type: ignore[method-assign]
+    try:
+        loss_amp = model(batch["lr"], batch["hr"], generator=_gen(1), amp=torch.bfloat16)
+        loss_f32 = model(batch["lr"], batch["hr"], generator=_gen(1))
+    finally:
+        PixelCondenser.forward = original  # type: ignore[method-assign]
+        hook.remove()
+    assert seen["head"] == torch.bfloat16  # the network ran under autocast
+    assert calls[0].dtype == torch.float32  # the residual add (+ y) in float32
+    assert loss_amp.dtype == loss_f32.dtype == torch.float32
+    assert float(loss_amp) == pytest.approx(float(loss_f32), rel=0.05)
 
 
 def test_cosine_schedule_values_and_scheduler() -> None:
@@ -182,11 +250,21 @@ def test_loss_falls_on_a_fixed_tiny_batch() -> None:
     assert ema.num_updates == 20
 
 
-def test_train_step_rejects_ragged_clips() -> None:
+def test_loss_rejects_ragged_clips() -> None:
     model = _model()
-    cfg = TrainConfig.tiny(crop_size=None)
     with pytest.raises(ValueError, match="multiple of clip_frames"):
-        train_step(model, _batch(n=7), make_optimizer(model, cfg), None, None, cfg, _gen(0))
+        batch = _batch(n=7)
+        model(batch["lr"], batch["hr"], generator=_gen(0))
+
+
+def test_per_sample_generators_make_draws_independent_of_the_batch() -> None:
+    """One generator per sample: the loss of a batch of 2 is the mean of the two samples' losses alone."""
+    model = _model()
+    batch = _batch(b=2, n=10)
+    both = model(batch["lr"], batch["hr"], generator=[_gen(0), _gen(1)], chain_memory=True)
+    alone = [model(batch["lr"][i : i + 1], batch["hr"][i : i + 1], generator=[_gen(i)], chain_memory=True)
+             for i in range(2)]
+    assert float(both) == pytest.approx(float(sum(alone)) / 2, rel=1e-5)
 
 
 # -- augmentation --------------------------------------------------------------------------------------------------

@@ -311,19 +311,31 @@ def corrupt_checkpoint(tmp_path_factory) -> str:
 
 
 def _rows(tmp_path: Path, clips: int = 2) -> list[dict]:
-    from pipelines.infer import videos_from_url
     from seeclear_bench.data.demo import write_demo_source
+    from seeclear_bench.predict import videos_from_url
 
     write_demo_source(str(tmp_path / "lr"), frames=5, size=(32, 32))
     return videos_from_url(str(tmp_path / "lr"), dataset="lr", layout="clips")[:clips]
 
 
-def test_actor_constructor_failure_is_reported_for_every_video(corrupt_checkpoint, tmp_path):
-    from pipelines.infer import VideoSuperResolver
+def _actor(out: Path, checkpoint: str):
+    from pipelines.upscale import VideoPredictor
+    from seeclear_bench.config import MethodsConfig, SeeClearMethodConfig
 
-    actor = VideoSuperResolver(str(tmp_path / "out"), corrupt_checkpoint)  # does not raise: the actor stays alive
+    return VideoPredictor({"seeclear": str(out)}, MethodsConfig(names=("seeclear",), seeclear=SeeClearMethodConfig(
+        checkpoint=checkpoint, steps=1)))
+
+
+def _calls(actor, rows: list[dict]) -> dict:
+    """The actor called once per video, as the pool calls it; its results column by column."""
+    results = [actor(json.dumps({**r, "todo": {"seeclear": "missing"}})) for r in rows]
+    return {key: [r[key] for r in results] for key in results[0]}
+
+
+def test_actor_constructor_failure_is_reported_for_every_video(corrupt_checkpoint, tmp_path):
+    actor = _actor(tmp_path / "out", corrupt_checkpoint)  # does not raise: the actor stays alive
     rows = _rows(tmp_path)
-    out = actor({"row": [json.dumps(r) for r in rows]})
+    out = _calls(actor, rows)
     assert out["actor_failed"] == [True, True]
     assert out["error"][0] == out["error"][1]
     assert out["error"][0].startswith(f"checkpoint {corrupt_checkpoint}: model.safetensors is not a valid "
@@ -335,27 +347,26 @@ def test_any_per_video_exception_is_one_line(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_infer_ray import make_checkpoint
 
-    from pipelines.infer import VideoSuperResolver
-
-    actor = VideoSuperResolver(str(tmp_path / "out"), make_checkpoint(str(tmp_path / "ckpt")))
+    actor = _actor(tmp_path / "out", make_checkpoint(str(tmp_path / "ckpt")))
     rows = _rows(tmp_path)
 
     def write_video(row):
         if row["clip_id"] == rows[0]["clip_id"]:
             raise KeyError("frames")
-        return {**row, "n": 5}
+        return 1
 
     monkeypatch.setattr(actor, "write_video", write_video)
-    out = actor({"row": [json.dumps(r) for r in rows]})
+    out = _calls(actor, rows)
     assert out["error"] == ["KeyError: 'frames' (run with --debug for the traceback)", ""]
-    assert out["frames"] == [0, 5] and out["actor_failed"] == [False, False]
+    assert out["written"] == [0, 1] and out["actor_failed"] == [False, False]
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_corrupt_checkpoint_header_is_one_line_from_the_actor_pool(ray_session, corrupt_checkpoint, tmp_path):
-    from pipelines.infer import infer_videos
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_infer_ray import infer_videos
 
     with pytest.raises(SeeClearError) as info:
         infer_videos(_rows(tmp_path), str(tmp_path / "out"), checkpoint=corrupt_checkpoint, steps=1, actors=1,

@@ -53,32 +53,36 @@ def test_killed_training_worker_resumes_to_the_same_weights(ray_session, tmp_pat
     run restarted from step 4 ends on the same weights as a run never interrupted."""
     import torch
 
-    from pipelines.train import fit, read_log
+    from pipelines.train import fit, plan_for
     from seeclear_bench.checkpoints import load_checkpoint
+    from seeclear_bench.layout import TrainFolder
+    from seeclear_bench.train import read_log
 
     shards = _shards(tmp_path)
-    settings = TrainStageConfig(workers=2, cpus_per_worker=0.5, steps=8, lr=1e-3, min_lr=1e-4, warmup=1, batch=1,
-                                crop=32, checkpoint_every=4, max_failures=2, deterministic=True)
+    settings = TrainStageConfig(workers=2, cpus_per_worker=0.5, checkpoint_every=4, max_failures=2, deterministic=True,
+                                config={"steps": 8, "lr": 1e-3, "min_lr": 1e-4, "warmup": 1, "batch_size": 1,
+                                        "crop_size": 32, "clips_per_sample": 1})
+    plan = plan_for(settings, shards)
     out = tmp_path / "killed"
     killed: list[int] = []
 
     def killer() -> None:
-        if _wait_for(out / "checkpoints" / "step-00000004" / "COMPLETE", 300):
-            pid = json.loads((out / "workers" / "rank-1.json").read_text())["pid"]
+        if _wait_for(out / "condenser" / "checkpoints" / "step-00000004" / "COMPLETE", 300):
+            pid = json.loads((out / "condenser" / "workers" / "rank-1.json").read_text())["pid"]
             if _kill(pid):
                 killed.append(pid)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    result = fit(shards, str(out), settings=settings, progress=False)
+    result = fit(plan, str(out), settings, progress=False)
     thread.join(5)
     assert killed, "the worker was not killed"
-    new_pid = json.loads((out / "workers" / "rank-1.json").read_text())["pid"]
+    new_pid = json.loads((out / "condenser" / "workers" / "rank-1.json").read_text())["pid"]
     assert new_pid != killed[0]  # Ray Train started a new worker group
     assert result["step"] == 8
-    assert [int(r["step"]) for r in read_log(str(out))] == list(range(1, 9))
+    assert [int(r["step"]) for r in read_log(TrainFolder(str(out)), "condenser")] == list(range(1, 9))
 
-    reference = fit(shards, str(tmp_path / "clean"), settings=settings, progress=False)
+    reference = fit(plan, str(tmp_path / "clean"), settings, progress=False)
     a, _ = load_checkpoint(result["checkpoint"])
     b, _ = load_checkpoint(reference["checkpoint"])
     sa, sb = a.trainable_state_dict(), b.trainable_state_dict()
@@ -106,12 +110,14 @@ max_samples_per_shard = 2
 datasets = ["demo"]
 workers = 2
 cpus_per_worker = 0.5
-steps = {steps}
-warmup = 1
-batch = 1
-crop = 32
 checkpoint_every = 3
 max_failures = 0
+[train.config]
+steps = {steps}
+warmup = 1
+batch_size = 1
+crop_size = 32
+clips_per_sample = 1
 [ray]
 num_cpus = 2
 """)
@@ -120,36 +126,38 @@ num_cpus = 2
 
 @pytest.mark.timeout(600)
 def test_killed_driver_resumes_without_duplicate_or_lost_steps(tmp_path):
-    from pipelines.train import read_log
     from seeclear_bench.checkpoints import list_checkpoints
+    from seeclear_bench.layout import TrainFolder
+    from seeclear_bench.train import read_log
 
     spec, out = _spec(tmp_path, steps=9), tmp_path / "run"
+    stage = out / "train" / "condenser"
     cli = [str(Path(sys.executable).parent / "seeclear-bench"), "run", str(spec), "--out", str(out), "--no-progress"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen(cli, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(out / "train" / "checkpoints" / "step-00000003" / "COMPLETE", 400)
+        assert _wait_for(stage / "checkpoints" / "step-00000003" / "COMPLETE", 400)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, its local Ray and the training workers
         proc.wait(30)
-    first = [s for s, _ in list_checkpoints(str(out / "train"))]
+    first = [s for s, _ in list_checkpoints(str(stage / "checkpoints"))]
     assert first and first[-1] < 9
     done = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=500, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    steps = [int(r["step"]) for r in read_log(str(out / "train"))]
+    steps = [int(r["step"]) for r in read_log(TrainFolder(str(out / "train")), "condenser")]
     assert steps == list(range(1, 10))  # resumed: nothing repeated, nothing missing
-    assert [s for s, _ in list_checkpoints(str(out / "train"))][-1] == 9
+    assert [s for s, _ in list_checkpoints(str(stage / "checkpoints"))][-1] == 9
 
 
 @pytest.mark.timeout(420)
 def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_session, tmp_path):
-    from pipelines.infer import RECORD, infer_videos, videos_from_url
     from seeclear_bench.data.demo import write_demo_source
     from seeclear_bench.data.frames import decode_frame
+    from seeclear_bench.predict import RECORD, videos_from_url
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_infer_ray import make_checkpoint
+    from test_infer_ray import infer_videos, make_checkpoint
 
     ckpt = make_checkpoint(str(tmp_path / "ckpt"))
     write_demo_source(str(tmp_path / "lr"), frames=10, size=(32, 32))
@@ -188,19 +196,24 @@ import ray
 from ray.cluster_utils import Cluster
 sys.path.insert(0, sys.argv[2])
 from test_faults import _shards
-from pipelines.train import fit, read_log
+from pipelines.train import fit, plan_for
 from seeclear_bench.config import TrainStageConfig
+from seeclear_bench.layout import TrainFolder
+from seeclear_bench.train import read_log
 
 root = Path(sys.argv[1])
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)
 ray.init(address=cluster.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 try:
-    result = fit(_shards(root), str(root / "run"), settings=TrainStageConfig(
-        workers=2, cpus_per_worker=1, steps=4, warmup=1, batch=1, crop=32, checkpoint_every=2, max_failures=0),
-        progress=False)
-    nodes = sorted(json.loads((root / "run" / "workers" / f"rank-{r}.json").read_text())["node_id"] for r in (0, 1))
-    print(json.dumps({"step": result["step"], "nodes": nodes, "log": [int(r["step"]) for r in read_log(str(root / "run"))]}))
+    settings = TrainStageConfig(workers=2, cpus_per_worker=1, checkpoint_every=2, max_failures=0,
+                                config={"steps": 4, "warmup": 1, "batch_size": 1, "crop_size": 32,
+                                        "clips_per_sample": 1})
+    result = fit(plan_for(settings, _shards(root)), str(root / "run"), settings, progress=False)
+    stage = root / "run" / "condenser"
+    nodes = sorted(json.loads((stage / "workers" / f"rank-{r}.json").read_text())["node_id"] for r in (0, 1))
+    log = [int(r["step"]) for r in read_log(TrainFolder(str(root / "run")), "condenser")]
+    print(json.dumps({"step": result["step"], "nodes": nodes, "log": log}))
 finally:
     ray.shutdown()
     cluster.shutdown()

@@ -1,4 +1,5 @@
-"""Ray Data inference (pipelines/infer.py): whole videos through one actor, memory carried across clips; resume."""
+"""The predict stage on Ray actors (pipelines/upscale.py) as `seeclear-bench infer` uses it: whole videos through one
+actor, SeeClear's memory carried across clips; resume; mp4; every method on any LR input."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,9 @@ import pytest
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def make_checkpoint(url: str) -> str:
+def make_checkpoint(url: str, stages: tuple[str, ...] = ("condenser", "memory"), sampling_steps: int | None = None) -> str:
     """A tiny SeeClear whose weights (head and CaTeGory memory included) are perturbed away from their zero inits,
-    so that the memory carried from clip to clip changes the output."""
+    so that the memory carried from clip to clip changes the output; recorded as having trained ``stages``."""
     import torch
 
     from model.seeclear import SeeClear, SeeClearConfig
@@ -25,7 +26,16 @@ def make_checkpoint(url: str) -> str:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    return save_checkpoint(url, model, step=0)
+    return save_checkpoint(url, model, step=0, stages=stages, sampling_steps=sampling_steps)
+
+
+def infer_videos(rows, out: str, *, checkpoint: str, steps: int = 1, **kwargs) -> dict[str, int]:
+    """SeeClear on ``rows`` into ``out`` through the predict stage, as `seeclear-bench infer` runs it."""
+    from pipelines.upscale import predict_videos
+    from seeclear_bench.config import MethodsConfig, SeeClearMethodConfig
+
+    methods = MethodsConfig(names=("seeclear",), seeclear=SeeClearMethodConfig(checkpoint=checkpoint, steps=steps))
+    return predict_videos(rows, {"seeclear": out}, methods, desc="infer", **kwargs)
 
 
 def make_videos(root, *, frames: int = 10) -> str:
@@ -60,8 +70,8 @@ def reference(checkpoint: str, lr: np.ndarray, key: str, *, carry: bool) -> np.n
 
 @pytest.mark.timeout(420)
 def test_memory_carries_across_clips_and_runs_resume(ray_session, tmp_path):
-    from pipelines.infer import RECORD, infer_videos, read_video, videos_from_url
     from seeclear_bench.data.frames import decode_frame
+    from seeclear_bench.predict import RECORD, read_video, videos_from_url
 
     ckpt = make_checkpoint(str(tmp_path / "ckpt"))
     rows = [r for r in videos_from_url(make_videos(tmp_path), dataset="lr", layout="clips")
@@ -70,7 +80,7 @@ def test_memory_carries_across_clips_and_runs_resume(ray_session, tmp_path):
     assert infer_videos(rows, str(out), checkpoint=ckpt, steps=1, progress=False) == {"written": 2, "skipped": 0}
 
     row = rows[0]
-    _, lr = read_video(row)
+    _, lr, _ = read_video(row)
     frames = np.stack([decode_frame((out / "lr" / row["clip_id"] / f"{i:08d}.png").read_bytes()) for i in range(10)])
     key = f"lr/{row['clip_id']}"
     carried, reset = reference(ckpt, lr, key, carry=True), reference(ckpt, lr, key, carry=False)
@@ -87,7 +97,7 @@ def test_memory_carries_across_clips_and_runs_resume(ray_session, tmp_path):
 
     record = json.loads((out / "lr" / row["clip_id"] / "_records" / f"{RECORD}.json").read_text())
     assert record["identity"]["method"]["steps"] == 1 and len(record["frames"]) == 10
-    assert len(record["identity"]["method"]["checkpoint_hash"]) == 64
+    assert len(record["identity"]["method"]["checkpoint_hash"]) == 64 and record["identity"]["method"]["memory"] == "on"
 
     assert infer_videos(rows, str(out), checkpoint=ckpt, steps=1, progress=False) == {"written": 0, "skipped": 2}
     (out / "lr" / rows[1]["clip_id"] / "00000003.png").write_bytes(b"damaged")
@@ -103,11 +113,11 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
 
     from typer.testing import CliRunner
 
-    from pipelines.infer import RECORD
     from seeclear_bench.cli import app
     from seeclear_bench.data.frames import read_frame
     from seeclear_bench.data.video import decode_video
     from seeclear_bench.errors import SeeClearError
+    from seeclear_bench.predict import RECORD
     from seeclear_bench.stages import prepare_demo_shards
 
     ckpt = make_checkpoint(str(tmp_path / "ckpt"))
@@ -118,7 +128,8 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     runner = CliRunner()
 
     def infer(*args):
-        done = runner.invoke(app, ["infer", *args, "--checkpoint", ckpt, "--out", str(out), "--no-progress"])
+        done = runner.invoke(app, ["infer", *args, "--checkpoint", ckpt, "--steps", "1", "--out", str(out),
+                                   "--no-progress"])
         assert done.exit_code == 0, done.output
         return done.output
 
@@ -149,6 +160,21 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
     assert got == ["astronaut_pan", "bunny_010", "bunny_040", "chelsea_pan", "coffee_zoom"]
     assert read_frame(str(out / "heldout" / "coffee_zoom" / "00000009.png")).shape == (64, 64, 3)
 
+    # any method through the same path: bicubic on the frame folders is MATLAB imresize of each frame
+    bicubic = tmp_path / "bicubic"
+    done = runner.invoke(app, ["infer", lr, "--layout", "clips", "--method", "bicubic", "--out", str(bicubic)])
+    assert "method bicubic needs the scale of frame folders and videos; pass --scale" in str(done.exception)
+    done = runner.invoke(app, ["infer", lr, "--layout", "clips", "--method", "bicubic", "--scale", "4", "--out",
+                               str(bicubic), "--no-progress"])
+    assert done.exit_code == 0 and "2 video(s) written" in done.output, done.output
+    from seeclear_bench.data.imresize import imresize
+
+    lr_frames = np.stack([read_frame(str(p)) for p in sorted((Path(lr) / "astronaut_pan").glob("*.png"))])
+    got = np.stack([read_frame(str(p)) for p in sorted((bicubic / "lr" / "astronaut_pan").glob("*.png"))])
+    assert np.array_equal(got, imresize(lr_frames, output_shape=(128, 128)))
+    record = json.loads((bicubic / "lr" / "astronaut_pan" / "_records" / f"{RECORD}.json").read_text())
+    assert record["identity"] == {"shards": "", "scale": 4, "method": {"kernel": "matlab-imresize-bicubic"}}
+
     # a video file as input: the mp4 keeps its frame rate (fps 0 = the input's own)
     from seeclear_bench.data.video import encode_video, video_rate
 
@@ -166,6 +192,6 @@ def test_infer_command_on_frames_and_shards_with_mp4(ray_session, tmp_path):
                                str(tmp_path / "out-bad"), "--no-progress"])
     message = str(done.exception)  # `seeclear-bench` prints it as one line and exits 1 (tests/cli)
     assert isinstance(done.exception, SeeClearError) and "\n" not in message
-    assert "1 of 2 video(s) failed (bad/coffee_zoom:" in message and "00000004.png" in message
+    assert message.startswith("infer: 1 of 2 video(s) failed (bad/coffee_zoom:") and "00000004.png" in message
     assert len(list((tmp_path / "out-bad" / "bad" / "astronaut_pan").glob("*.png"))) == 10
     assert not (tmp_path / "out-bad" / "bad" / "coffee_zoom" / "_records" / f"{RECORD}.json").exists()

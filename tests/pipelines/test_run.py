@@ -36,7 +36,7 @@ def test_demo_writes_every_stage(demo_run):
     out, result = demo_run
     assert result.manifests["demo-train"]["total_samples"] == 6  # 3 clips x 10 frames, windows of 5
     assert result.manifests["demo-heldout"]["total_samples"] == 4
-    assert result.upscaled == {"written": 30, "skipped": 0}  # 10 windows x 3 methods
+    assert result.upscaled == {"written": 15, "skipped": 0}  # 5 whole videos x 3 methods
     for method in ("bicubic", "lanczos", "seeclear"):
         pngs = [u for u in io.glob(io.join(out, "predictions", method, "*", "*", "*.png"))]
         assert len(pngs) == 50
@@ -89,7 +89,7 @@ def test_rerun_skips_verified_work_and_gives_the_same_table(demo_run):
     out, _ = demo_run
     before = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     again = run(RunConfig.demo(), out, progress=False)
-    assert again.upscaled == {"written": 0, "skipped": 30}
+    assert again.upscaled == {"written": 0, "skipped": 15}
     after = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
     cols = ["method", "dataset", "clip", "frame", "metric", "value", "protocol_hash"]
     pd.testing.assert_frame_equal(before[cols], after[cols])
@@ -132,7 +132,9 @@ def test_corrupt_shard_is_named_and_prepare_rebuilds_it(tmp_path, demo_run):
                                             rf"{recorded}, found {found}") as err:
         run(dataclasses.replace(cfg, stages=("upscale",)), out, progress=False)
     assert "\n" not in str(err.value) and member.startswith("tiny__astronaut_pan")
-    assert not (tmp_path / "run" / "predictions").exists()  # the whole shard verifies before anything is written
+    # the whole video's shards verify before anything of it is written
+    assert not [p for p in (tmp_path / "run" / "predictions").rglob("*") if p.suffix in (".png", ".json")
+                and "_actors" not in p.parts]
     # prepare notices the checksum mismatch, rewrites that shard, and the run then completes
     result = run(cfg, out, progress=False)
     assert result.n_rows == 2 * 5 * 2
@@ -220,3 +222,27 @@ def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
     assert parts["bunny_040"].stat().st_mtime_ns == stamps["bunny_040"]
     assert parts["chelsea_pan"].stat().st_mtime_ns != stamps["chelsea_pan"]
     assert changed["bunny_040"] == before["bunny_040"] and changed["chelsea_pan"] < before["chelsea_pan"]
+
+
+def test_evaluate_scores_only_predictions_that_match_their_records(demo_run, tmp_path):
+    """Evaluate reads each whole-video prediction through its record: a frame changed after it was predicted is one
+    line naming it, and the predict stage then redoes that (method, video) only."""
+    import shutil
+
+    from pipelines.run import run
+    from seeclear_bench.data.frames import encode_png
+
+    out, _ = demo_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    frame = copy / "predictions" / "lanczos" / "demo-heldout" / "chelsea_pan" / "00000003.png"
+    frame.write_bytes(encode_png(255 - read_frame(str(frame))))
+    cfg = dataclasses.replace(RunConfig.demo(), stages=("evaluate",))
+    with pytest.raises(SeeClearError, match=r"^frame 00000003\.png of the lanczos prediction of demo-heldout/"
+                                            r"chelsea_pan does not match its record; run the 'upscale' stage again$"):
+        run(cfg, str(copy), progress=False)
+    redone = run(dataclasses.replace(cfg, stages=("upscale", "evaluate")), str(copy), progress=False)
+    assert redone.upscaled == {"written": 1, "skipped": 14}
+    cols = ["method", "dataset", "clip", "frame", "metric", "value"]
+    pd.testing.assert_frame_equal(pd.read_parquet(copy / "metrics" / "frames.parquet")[cols],
+                                  pd.read_parquet(io.join(out, "metrics", "frames.parquet"))[cols])
