@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast lint bench lock train-demo chromium clean
+.PHONY: setup demo test test-fast lint bench lock train-demo heldout chromium clean
 
 # torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml: they import together with no patching.
 # constraints.txt pins every transitive version the tests passed with, so pip resolves in seconds, not minutes.
@@ -33,6 +33,9 @@ train-demo: setup
 	  --stages condenser,memory --steps 2500,300 --lr 5e-4,2e-4 --clips-per-sample 1,2 --crop-size 64 \
 	  --batch-size 4 --kappa 1.0 --sampling-steps 1 --checkpoint-every 100 \
 	  --export seeclear_bench/assets/seeclear-tiny-demo --no-progress
+
+heldout: setup
+	$(BIN)/python benchmarks/heldout.py --steps 1,4,15 --frames 12
 
 # The HTML report's browser test drives Debian's Chromium (headless); playwright never downloads a browser here.
 chromium:

@@ -26,7 +26,7 @@ I/O. Axes: b = clips, f = frames, n = b*f, k = tokens, d = token width, s = segm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Self
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +104,10 @@ class SemanticDistiller(nn.Module):
     n_tokens: int
     token_dim: int
     seg_channels: int
+
+    def train(self, mode: bool = True) -> Self:
+        """A frozen distiller stays in eval mode whatever the model around it does; a learned one follows ``mode``."""
+        return super().train(mode and not self.frozen)
 
     @staticmethod
     def _check_frames(frames: Tensor) -> None:
@@ -338,12 +342,6 @@ class ClipSegDistiller(SemanticDistiller):
 
         return cls.from_model(CLIPSegForImageSegmentation(config), **kwargs)
 
-    def train(self, mode: bool = True) -> ClipSegDistiller:
-        """CLIPSeg stays in eval mode: it is frozen."""
-        super().train(mode)
-        self.clipseg.eval()
-        return self
-
     def canvas(self, frames: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """The pixels CLIPSeg sees: frames (b f 3 H W) in [-1, 1] -> (CLIP-normalised (n 3 H' W'), content size);
         H', W' = the scaled size padded to a multiple of the patch size."""
@@ -500,12 +498,6 @@ class Mask2FormerDistiller(SemanticDistiller):
         from transformers import Mask2FormerForUniversalSegmentation
 
         return cls.from_model(Mask2FormerForUniversalSegmentation(config), **kwargs)
-
-    def train(self, mode: bool = True) -> Mask2FormerDistiller:
-        """Mask2Former stays in eval mode: it is frozen."""
-        super().train(mode)
-        self.mask2former.eval()
-        return self
 
     @property
     def _dtype(self) -> torch.dtype:

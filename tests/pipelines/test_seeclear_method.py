@@ -30,19 +30,10 @@ def untrained_checkpoint(tmp_path_factory):
 
 
 def perturbed_checkpoint(url: str, stages: tuple[str, ...], sampling_steps: int | None = None) -> str:
-    """A tiny SeeClear whose weights (CaTeGory memory included) are moved off their zero inits, so that the memory
-    changes what the second clip of a video looks like; recorded as having trained ``stages``."""
-    from model.seeclear import SeeClear, SeeClearConfig
-    from seeclear_bench.checkpoints import save_checkpoint
+    """test_infer_ray's tiny checkpoint whose memory changes what the second clip of a video looks like."""
+    from test_infer_ray import make_checkpoint  # pytest puts this folder on sys.path
 
-    gen = torch.Generator().manual_seed(3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = SeeClear(SeeClearConfig.tiny())
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    return save_checkpoint(url, model, step=0, stages=stages, sampling_steps=sampling_steps)
+    return make_checkpoint(url, stages=stages, sampling_steps=sampling_steps)
 
 
 def _cfg(source: str, checkpoint: str, steps: int = 2, *, clips: tuple[str, ...] = ("astronaut_pan", "bunny_010"),
