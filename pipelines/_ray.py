@@ -20,6 +20,7 @@ from seeclear_bench.errors import Failure, SeeClearError, one_line
 log = logging.getLogger(__name__)
 
 SYSTEM_RETRIES: Final = 2  # runs again of a task whose worker or node died; a task's own exception is never retried
+SMALL_JOB_TASKS: Final = 8  # `auto`: this many tasks or fewer run in this process when no Ray is connected or named
 DRAIN_SECONDS: Final = 60.0  # how long a failed run waits for its cancelled tasks to stop
 
 
@@ -59,6 +60,56 @@ def _token_notice(record: logging.LogRecord) -> bool:
     """Drop Ray's notice that a new local cluster uses token authentication (its secure default, said as a warning on
     every command); the warning that authentication is *disabled* still shows."""
     return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def use_ray(executor: str, n_tasks: int, address: str | None) -> bool:
+    """Whether a job of ``n_tasks`` tasks runs on Ray (``executor`` ``ray``) or in this process (``local``).
+
+    ``auto`` runs small jobs (at most `SMALL_JOB_TASKS` tasks) in this process when no cluster is named (``address``,
+    ``RAY_ADDRESS``) and no Ray is connected yet: starting a local Ray costs 8-12 s, more than scoring a few clips.
+    Both run the same task functions and give the same results.
+
+    Raises:
+        SeeClearError: an unknown executor, or ``local`` with a cluster address.
+    """
+    import sys
+
+    if executor not in ("auto", "ray", "local"):
+        raise SeeClearError(f"--executor must be auto, ray or local, got {executor!r}")
+    cluster = bool(address or os.environ.get("RAY_ADDRESS"))
+    if executor == "local" and cluster:
+        raise SeeClearError("--executor local runs in this process; drop --address (or RAY_ADDRESS) or use ray")
+    if executor != "auto":
+        return executor == "ray"
+    ray = sys.modules.get("ray")
+    connected = ray is not None and hasattr(ray, "is_initialized") and ray.is_initialized()
+    return cluster or connected or n_tasks > SMALL_JOB_TASKS
+
+
+def run_local(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, desc: str,
+              progress: bool = True) -> list[Any]:
+    """`run_tasks` in this process: the same task function, the same `Failure` capture and the same one-line error,
+    without Ray. Calls run on a thread per core (decoding, torch and OpenCV release the GIL); results come back in
+    call order, and the first failure in call order is raised once the running calls have finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    where = f"task {desc}"
+    workers = max(1, min(len(calls), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=desc) as pool, \
+            tqdm(total=len(calls), desc=desc, unit="task", disable=None if progress else True, leave=False) as bar:
+        futures = [pool.submit(_call, fn, where, *args) for args in calls]
+        results = []
+        for future in futures:
+            value = future.result()
+            if isinstance(value, Failure):
+                for rest in futures:
+                    rest.cancel()
+                raise value.error()
+            results.append(value)
+            bar.update(1)
+    return results
 
 
 def run_tasks(

@@ -1,11 +1,12 @@
-"""``seeclear-bench evaluate``: score an outside method's predicted clips against ground truth, one Ray task per clip."""
+"""``seeclear-bench evaluate``: score an outside method's predicted clips against ground truth, one task per clip: on
+Ray, or for a small job in this process (`pipelines._ray.use_ray`), with the same task function and results."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import pandas as pd
 
-from pipelines._ray import connect, run_tasks
+from pipelines._ray import connect, run_local, run_tasks, use_ray
 from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.layout import RunLayout
@@ -25,13 +26,15 @@ def run(
     address: str | None = None,
     progress: bool = True,
     task_cpus: float = 0.5,
+    executor: str = "auto",
 ) -> pd.DataFrame:
     """Score every ground-truth clip against the prediction of the same name; returns the per-clip table.
 
     Resumable: each clip's rows are kept under ``{out_url}/metrics/parts/<dataset>/<clip>.parquet`` with a record of
     what was scored (protocol, metric hashes, SHA-256 of every decoded frame on both sides); running the same command
     again scores only the metrics and clips whose frames, protocol or metric changed, or that an interrupted run did
-    not finish. ``method`` and ``dataset`` must be plain names (they name folders).
+    not finish. ``method`` and ``dataset`` must be plain names (they name folders). ``executor``: ``auto`` (a small
+    job in this process, else Ray), ``ray`` or ``local``.
     """
     from seeclear_bench.metrics.tables import clip_table, save_table
     from seeclear_bench.provenance import code_version, device_name
@@ -48,11 +51,13 @@ def run(
             f"predictions and ground truth name different clips: missing predictions {missing or 'none'}, "
             f"predictions without ground truth {extra or 'none'}"
         )
-    connect(address)
     calls = [(preds[c], gts[c], method, dataset, tuple(metrics), protocol, layout.metrics_part(dataset, c))
              for c in sorted(gts)]
-    results = run_tasks(_score, calls,
-                        desc="evaluate", num_cpus=task_cpus, progress=progress)
+    if use_ray(executor, len(calls), address):
+        connect(address)
+        results = run_tasks(_score, calls, desc="evaluate", num_cpus=task_cpus, progress=progress)
+    else:
+        results = run_local(_score, calls, desc="evaluate", progress=progress)
     frames = pd.concat(results, ignore_index=True)
     for key, value in {**code_version(), "device": device_name(), "predictions": pred_url, "ground_truth": gt_url}.items():
         frames[key] = value

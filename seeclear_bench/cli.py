@@ -162,9 +162,11 @@ def evaluate(
     metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "psnr,ssim",
     out: Annotated[str, typer.Option("--out", help="Where frames.parquet/csv and the clip table go.")] = "runs/evaluate",
     address: AddressOpt = None,
+    executor: Annotated[str, typer.Option(help="auto: up to 8 clips in this process (no Ray start-up) unless --address names a cluster, else Ray; ray; local.")] = "auto",
     progress: ProgressOpt = True,
 ) -> None:
-    """Score any method's predicted frames against ground truth, one Ray task per clip.
+    """Score any method's predicted frames against ground truth, one task per clip (on Ray, or in this process for a
+    small job: the same task and the same results).
 
     Prediction and ground-truth clips are matched by name; frame counts and sizes must match exactly.
     """
@@ -176,7 +178,7 @@ def evaluate(
 
     with _owning(out):
         table = run_eval(predictions, gt, method=method, dataset=dataset, protocol=protocol, metrics=names,
-                         out_url=out, address=address, progress=progress)
+                         out_url=out, address=address, progress=progress, executor=executor)
     typer.echo(table.to_string())
 
 

@@ -60,7 +60,7 @@ def train_step(model, batch, opt, sched, ema, cfg, gen) -> dict[str, float]:
         sched.step()
     if ema is not None:
         ema.update(model)
-    return {"loss": float(loss), "lr": lr_used}
+    return {"loss": float(loss.detach()), "lr": lr_used}
 
 
 # -- loss, schedule, EMA ---------------------------------------------------------------------------------------------

@@ -193,6 +193,46 @@ def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
     assert np.isinf(frames["value"]).all() and (same["n_inf"] == same["n_frames"]).all()
 
 
+def test_small_evaluate_in_this_process_equals_the_ray_path(demo_run, tmp_path):
+    """A small job runs its tasks in this process (no Ray start-up) with the same task function: the per-frame table
+    equals the one Ray's tasks make, and a bad input is the same one line."""
+    from pipelines._ray import SMALL_JOB_TASKS, use_ray
+    from pipelines.evaluate_folders import run as evaluate_folders
+
+    out, _ = demo_run
+    shards = io.join(out, "shards", "demo-heldout")
+    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocol": "basicsr-reds4-rgb",
+              "metrics": ["psnr", "ssim", "tof"], "progress": False}
+    pred = io.join(out, "predictions", "lanczos", "demo-heldout")
+    local = evaluate_folders(pred, shards, out_url=str(tmp_path / "local"), executor="local", **kwargs)
+    on_ray = evaluate_folders(pred, shards, out_url=str(tmp_path / "ray"), executor="ray", **kwargs)
+    pd.testing.assert_frame_equal(local, on_ray)
+    a = pd.read_parquet(tmp_path / "local" / "metrics" / "frames.parquet")
+    b = pd.read_parquet(tmp_path / "ray" / "metrics" / "frames.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["metric"]) == {"psnr", "ssim", "tof"}
+    # auto: a small job with no cluster named runs here only while no Ray is connected (this session's is)
+    assert use_ray("auto", 2, None) and use_ray("auto", SMALL_JOB_TASKS + 1, None) and not use_ray("local", 99, None)
+    with pytest.raises(SeeClearError, match="--executor must be auto, ray or local"):
+        use_ray("threads", 1, None)
+    with pytest.raises(SeeClearError, match="drop --address"):
+        use_ray("local", 1, "auto")
+    import shutil
+
+    from seeclear_bench.data.frames import encode_png, read_frame
+
+    bad = tmp_path / "bad"
+    shutil.copytree(pred, bad)
+    frame = sorted((bad / "chelsea_pan").glob("*.png"))[0]
+    frame.write_bytes(encode_png(read_frame(str(frame))[:-4]))  # a frame of the wrong size: fails inside the task
+    errors = []
+    for executor in ("local", "ray"):
+        with pytest.raises(SeeClearError) as err:
+            evaluate_folders(str(bad), shards, out_url=str(tmp_path / executor / "bad"), executor=executor, **kwargs)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1] and "\n" not in errors[0]
+
+
 def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
     """A second run reuses every clip's verified rows; a changed frame re-scores only its clip."""
     import shutil
