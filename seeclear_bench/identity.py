@@ -24,7 +24,7 @@ from seeclear_bench.config import RunConfig, SourceConfig
 
 # Bump when prepare writes different bytes for the same inputs (a new encoder setting, a new meta field), so shard
 # sets made by an older version are rebuilt rather than reused.
-SHARDS_CODE_VERSION: Final = 2
+SHARDS_CODE_VERSION: Final = 3  # 3: HR PNG sources kept as they are, frames encoded at zlib level 1 (issue 13)
 IDENTITY_DIGITS: Final = 16
 
 

@@ -1,6 +1,7 @@
 """The unit of work of each pipeline stage, free of Ray: what one Ray task does, callable from a plain loop too.
 
-- :func:`prepare_group`: read clips, synthesise LR, cut windows, write WebDataset shards (+ a task record).
+- :func:`prepare_group`: read clips, synthesise LR, cut windows, write WebDataset shards (+ a task record). An HR
+  frame read from a PNG file that needs no crop or conversion goes into its shard as the file's own bytes.
 - the predict stage's unit, one whole video through every method, is :mod:`seeclear_bench.predict`.
 - :func:`score_clip_from_shards`: score each method's whole-video prediction of one clip against its HR frames.
 - :func:`score_clip_pair`: score an outside method's clip against its ground truth.
@@ -56,6 +57,13 @@ def prepare_group(
 ) -> list[dict[str, Any]]:
     """Read, degrade and shard one group of clips; returns the shard infos (as dicts) it wrote or found complete.
 
+    An HR frame whose source file is a plain 8-bit RGB PNG (:func:`~seeclear_bench.data.frames.is_plain_rgb_png`)
+    and that the degradation does not crop is stored as the file's bytes, unchanged (the frame's SHA-256 in the
+    sample's ``meta.json`` is of those bytes, as for every member); every other frame is encoded at zlib level
+    :data:`~seeclear_bench.data.shards.PNG_COMPRESS_LEVEL`. Each sample's meta records both under
+    ``frame_encoding``: ``png_compress_level`` and ``hr_source_bytes`` (per HR frame, whether it is the source file's
+    bytes). The shard bytes depend only on the source files and the spec, never on the number of workers.
+
     Args:
         cfg: The run's spec.
         source: The dataset these clips belong to.
@@ -69,7 +77,6 @@ def prepare_group(
     from seeclear_bench.data import shards
     from seeclear_bench.data.degradations import degrade_clip
     from seeclear_bench.data.schema import sample_key
-    from seeclear_bench.data.sources import read_clip
 
     out_url = layout.shards(source.name)
     record_url = layout.shard_task_record(source.name, group)
@@ -85,7 +92,7 @@ def prepare_group(
     realistic = cfg.degrade.realistic_params() if cfg.degrade.kind == "realistic" else None
     samples: list[Any] = []
     for ref in clips:
-        hr = read_clip(ref, max_frames=source.max_frames or None, start=source.start_frame)
+        hr, source_png = _read_source_clip(ref, max_frames=source.max_frames or None, start=source.start_frame)
         deg = degrade_clip(
             hr,
             kind=cfg.degrade.kind,
@@ -96,6 +103,8 @@ def prepare_group(
             realistic=realistic,
             dataset=source.name,
         )
+        if deg.hr.shape != hr.shape:  # cropped to a multiple of the scale: the source bytes hold other pixels
+            source_png = [None] * len(hr)
         spans = window_starts(len(deg.hr), cfg.shards.window, cfg.shards.stride, cfg.shards.partial)
         for start, stop in spans:
             indices = tuple(range(source.start_frame + start, source.start_frame + stop))
@@ -107,6 +116,7 @@ def prepare_group(
                     frame_indices=indices,
                     lr=deg.lr[start:stop],
                     hr=deg.hr[start:stop],
+                    hr_png=tuple(source_png[start:stop]),
                     meta={
                         "scale": cfg.degrade.scale,
                         "degradation": cfg.degrade.kind,
@@ -114,6 +124,8 @@ def prepare_group(
                         "seed": cfg.seed,
                         "shards_identity": identity,
                         "source_url": ref.url,
+                        "frame_encoding": {"png_compress_level": shards.PNG_COMPRESS_LEVEL,
+                                           "hr_source_bytes": [data is not None for data in source_png[start:stop]]},
                         **({"clip_label": ref.label} if ref.label else {}),
                     },
                 )
@@ -133,6 +145,52 @@ def prepare_group(
         infos.append(_write_part(out_url, source.name, group, part, batch))
     io.write_json(record_url, {"identity": identity, "group": group, "clips": clip_ids, "shards": infos})
     return infos
+
+
+def _read_source_clip(ref: Any, *, max_frames: int | None, start: int) -> tuple[np.ndarray, list[bytes | None]]:
+    """Frames ``start .. start + max_frames - 1`` of a clip (as :func:`~seeclear_bench.data.sources.read_clip`
+    returns them) and, per frame, its source file's bytes when they may be stored as they are
+    (:func:`~seeclear_bench.data.frames.is_plain_rgb_png`), else None.
+
+    A folder of frames is read here, each file once, so the bytes kept are exactly the bytes decoded. Video clips,
+    and a folder this reading fails on, go through ``read_clip``, whose checks name what is wrong (it raises, or
+    reads the clip, then with no bytes to keep). The bytes kept stay in memory beside the decoded clip until the
+    clip's shards are written (a PNG is typically a third to a half of its decoded size).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seeclear_bench.data.frames import decode_frame, is_plain_rgb_png
+    from seeclear_bench.data.sources import list_frames, read_clip
+
+    def fallback() -> tuple[np.ndarray, list[bytes | None]]:
+        clip = read_clip(ref, max_frames=max_frames, start=start)
+        return clip, [None] * len(clip)
+
+    if ref.kind != "frames" or start < 0 or (max_frames is not None and max_frames < 1):
+        return fallback()
+    try:
+        urls = list(ref.frame_urls) or list_frames(ref.url)
+        urls = urls[start : None if max_frames is None else start + max_frames]
+        if not urls:
+            return fallback()
+        if io.protocol(urls[0]) in ("file", "local", "memory"):
+            blobs = [io.read_bytes(url) for url in urls]
+        else:  # object stores: latency, not CPU, dominates
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                blobs = list(pool.map(io.read_bytes, urls))
+        kept: list[bytes | None] = []
+        clip = np.empty(0, dtype=np.uint8)
+        for i, data in enumerate(blobs):
+            frame = decode_frame(data, urls[i])
+            if i == 0:
+                clip = np.empty((len(urls), *frame.shape), dtype=np.uint8)
+            elif frame.shape != clip.shape[1:]:
+                return fallback()
+            clip[i] = frame
+            kept.append(data if is_plain_rgb_png(data, *frame.shape[:2]) else None)
+    except SeeClearError:
+        return fallback()
+    return clip, kept
 
 
 def _shard_name(info: Mapping[str, Any]) -> str:

@@ -8,11 +8,14 @@ Owns the conversion rules every frame goes through at read time:
   than silently truncated, as Pillow would otherwise do for 16-bit RGB PNGs: benchmark data must be 8-bit.
 
 Written PNGs are deterministic for a given Pillow/zlib build: fixed compression level, no ``tIME``/text chunks.
+:func:`is_plain_rgb_png` tells when a PNG file's own bytes can be stored instead of encoding its pixels again.
 All file access goes through :mod:`seeclear_bench.io`. Imports numpy and Pillow only.
 """
 from __future__ import annotations
 
 import io as _io
+import struct
+import zlib
 from typing import Final
 
 import numpy as np
@@ -25,6 +28,8 @@ IMAGE_EXTENSIONS: Final = (".png", ".jpg", ".jpeg", ".bmp")
 PNG_COMPRESS_LEVEL: Final = 6
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _HIGH_DEPTH_MODES: Final = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S"})
+_PNG_CRITICAL: Final = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
+_PNG_RGB: Final = 2  # IHDR colour type of truecolour without alpha
 
 
 def is_image_name(name: str) -> bool:
@@ -137,3 +142,49 @@ def write_frame(url: str, frame: np.ndarray) -> None:
     if not str(url).lower().endswith(".png"):
         raise SeeClearError(f"write_frame writes lossless PNG only; expected a URL ending in .png, got {url!r}")
     io.write_bytes(url, encode_png(frame))
+
+
+def rgb8_png_size(data: bytes) -> tuple[int, int] | None:
+    """``(h, w)`` from the header of an 8-bit RGB PNG (colour type 2, no alpha, no palette), else None.
+
+    Reads the signature and the ``IHDR`` chunk only (no CRC, no pixel data): a cheap check that stored bytes are the
+    kind of PNG they are said to be; :func:`is_plain_rgb_png` is the whole check.
+    """
+    if len(data) < 33 or data[:8] != _PNG_SIGNATURE or data[8:16] != b"\0\0\0\x0dIHDR":
+        return None
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    if depth != 8 or colour != _PNG_RGB or compression or filtering or interlace > 1 or not width or not height:
+        return None
+    return height, width
+
+
+def is_plain_rgb_png(data: bytes, height: int, width: int) -> bool:
+    """Whether ``data`` is a whole, intact 8-bit RGB PNG of ``height`` x ``width``, whose decoded pixels are therefore
+    exactly the (h w 3) frame :func:`decode_frame` gives: such bytes may be stored as they are instead of encoding
+    the frame again.
+
+    Checked: the ``IHDR`` (8 bits, colour type 2, so no alpha, palette, gray or 16-bit conversion applies), every
+    chunk's CRC, contiguous ``IDAT`` chunks, no critical chunk other than ``IHDR``/``PLTE``/``IDAT``/``IEND``, no
+    animation (``acTL``), and ``IEND`` ending the file. Ancillary chunks (``gAMA``, ``iCCP``, text ...) are allowed:
+    :func:`decode_frame` applies none of them. Interlacing is allowed. Costs a CRC pass over the bytes, no decode.
+    """
+    if rgb8_png_size(data) != (height, width):
+        return False
+    view, pos, idat = memoryview(data), 8, "before"
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > len(data) or zlib.crc32(view[pos + 4 : end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
+            return False
+        if kind == b"IDAT":
+            if idat == "after":
+                return False
+            idat = "in"
+        elif idat == "in":
+            idat = "after"
+        if kind == b"acTL" or (kind[:1].isupper() and kind not in _PNG_CRITICAL) or (kind == b"IHDR" and pos != 8):
+            return False
+        if kind == b"IEND":
+            return end == len(data) and idat == "after"
+        pos = end
+    return False

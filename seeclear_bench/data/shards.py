@@ -23,7 +23,7 @@ import numpy as np
 
 from seeclear_bench import io
 from seeclear_bench.data import schema
-from seeclear_bench.data.frames import decode_frame, encode_png
+from seeclear_bench.data.frames import decode_frame, encode_png, rgb8_png_size
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.names import check_name
 
@@ -34,6 +34,13 @@ TAR_MTIME: Final = 0  # fixed member metadata: identical samples give identical 
 TAR_MODE: Final = 0o644
 TAR_FORMAT: Final = tarfile.PAX_FORMAT
 DEFAULT_SHUFFLE_BUFFER: Final = 64
+# zlib level of every frame the writer encodes (LR frames, and HR frames with no source bytes to keep), chosen by
+# measurement (issue 13; Pillow 13, zlib 1.2.13, one core of a loaded 2-core machine, medians of 3 over 12 frames of
+# bigbuckbunny.mp4, BI x4). Encode time and size per frame by level:
+#   HR 1280x720: 1: 60 ms 1167 KiB | 2: 62 ms 1154 KiB | 3: 85 ms 1114 KiB | 4: 104 ms 1110 KiB | 6: 238 ms 1058 KiB
+#   LR 320x180:  1: 4.7 ms 112 KiB | 2: 5.1 ms 112 KiB | 3: 6.0 ms 111 KiB | 6: 12.4 ms 107 KiB | 9: 20.6 ms 106 KiB
+# Level 1 is 2.6-4x faster than 6 for 5-10% more bytes (7-19% on scikit-image photographs); decoding costs the same.
+PNG_COMPRESS_LEVEL: Final = 1
 _ZERO_BLOCK: Final = b"\0" * tarfile.BLOCKSIZE
 _CHUNK: Final = 1 << 20
 
@@ -55,6 +62,11 @@ class Sample:
         hr: High-resolution frames, ``(t H W 3)`` uint8 RGB.
         meta: JSON-serialisable metadata (scale, degradation name and params, seed, spec hash, ...). It may not use
             the names in :data:`schema.RESERVED_META_KEYS`; the writer adds those.
+        hr_png: Per HR frame, PNG bytes to store as they are instead of encoding that frame (None: encode it);
+            empty: encode every frame. Each must decode (:func:`~seeclear_bench.data.frames.decode_frame`) to exactly
+            its ``hr`` frame: the caller guarantees it (:func:`~seeclear_bench.data.frames.is_plain_rgb_png` on the
+            bytes the frame was decoded from); the writer checks only that each is an 8-bit RGB PNG of the frame's
+            size.
     """
 
     key: str
@@ -64,6 +76,7 @@ class Sample:
     lr: np.ndarray
     hr: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    hr_png: tuple[bytes | None, ...] = ()
 
     def __post_init__(self) -> None:
         schema.check_key(self.key)
@@ -83,18 +96,27 @@ class Sample:
         reserved = sorted(schema.RESERVED_META_KEYS.intersection(self.meta))
         if reserved:
             raise ValueError(f"sample {self.key}: meta may not set {reserved}; the shard writer fills them in")
+        hr_png = tuple(self.hr_png)
+        if hr_png and len(hr_png) != t:
+            raise ValueError(f"sample {self.key}: hr_png must hold {t} entries (bytes or None), got {len(hr_png)}")
+        for index, data in enumerate(hr_png):
+            if data is not None and (not isinstance(data, bytes)
+                                     or rgb8_png_size(data) != (self.hr.shape[1], self.hr.shape[2])):
+                raise ValueError(f"sample {self.key}: hr_png[{index}] is not an 8-bit RGB PNG of the frame's size "
+                                 f"{self.hr.shape[1]}x{self.hr.shape[2]}")
+        object.__setattr__(self, "hr_png", hr_png)
         object.__setattr__(self, "frame_indices", indices)
         object.__setattr__(self, "meta", json.loads(_dump_json(self.meta, where=f"sample {self.key} meta")))
 
     @classmethod
     def create(
         cls, *, dataset: str, clip_id: str, frame_indices: Sequence[int], lr: np.ndarray, hr: np.ndarray,
-        meta: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None, hr_png: Sequence[bytes | None] = (),
     ) -> Sample:
         """Build a sample whose key is ``schema.sample_key(dataset, clip_id, frame_indices[0])``."""
         key = schema.sample_key(dataset, clip_id, int(frame_indices[0]))
         return cls(key=key, dataset=dataset, clip_id=clip_id, frame_indices=tuple(frame_indices), lr=lr, hr=hr,
-                   meta=dict(meta or {}))
+                   meta=dict(meta or {}), hr_png=tuple(hr_png))
 
 
 @dataclass(frozen=True)
@@ -145,9 +167,10 @@ def _dump_json(obj: Any, *, where: str) -> str:
 def encode_sample(sample: Sample) -> dict[str, bytes]:
     """Encode one sample as its tar members (without the key prefix), in tar order.
 
-    Frames become lossless PNG (``hr.0000.png``, ..., ``lr.0000.png``, ...). ``meta.json`` holds the caller's meta
-    plus ``dataset``, ``clip``, ``frame_indices``, ``n_frames``, ``lr_size`` ``[h, w]``, ``hr_size`` ``[H, W]`` and
-    ``sha256`` ``{member: hex digest of its PNG bytes}``.
+    Frames become lossless PNG (``hr.0000.png``, ..., ``lr.0000.png``, ...): an HR frame with bytes in
+    ``sample.hr_png`` is those bytes unchanged, every other frame is encoded at zlib level :data:`PNG_COMPRESS_LEVEL`.
+    ``meta.json`` holds the caller's meta plus ``dataset``, ``clip``, ``frame_indices``, ``n_frames``, ``lr_size``
+    ``[h, w]``, ``hr_size`` ``[H, W]`` and ``sha256`` ``{member: hex digest of its PNG bytes}``.
 
     Args:
         sample: The clip window.
@@ -157,8 +180,11 @@ def encode_sample(sample: Sample) -> dict[str, bytes]:
     """
     members: dict[str, bytes] = {}
     for name, clip in ((schema.HR_FIELD, sample.hr), (schema.LR_FIELD, sample.lr)):
+        stored = sample.hr_png if name == schema.HR_FIELD else ()
         for index, frame in enumerate(clip):
-            members[schema.frame_member(name, index)] = encode_png(frame)
+            data = stored[index] if stored else None
+            members[schema.frame_member(name, index)] = (
+                data if data is not None else encode_png(frame, compress_level=PNG_COMPRESS_LEVEL))
     meta = dict(sample.meta)
     meta.update({
         schema.META_DATASET: sample.dataset,

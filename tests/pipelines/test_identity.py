@@ -1,10 +1,12 @@
 """Issue 11, item 3: each stage's outputs are keyed by exactly the inputs that change them, so valid work is reused:
 `prepare` then `run` rewrites no shard, a new metric scores only that metric, a new method predicts only that
-method, a new seed rebuilds the shards; `degrade` and `prepare` give the same LR bytes for every degradation."""
+method, a new seed rebuilds the shards; `degrade` and `prepare` give the same LR frames for every degradation.
+Issue 13: the shard bytes do not depend on the number of workers, plain PNG sources' HR bytes included."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io as io_module
 import json
 from pathlib import Path
 
@@ -107,8 +109,9 @@ def test_a_new_metric_scores_only_that_metric(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["bicubic", "blur-downsample", "realistic"])
 def test_degrade_and_prepare_give_the_same_lr_bytes(tmp_path, source, kind):
-    """One seed rule (seed, clip name) for both commands: the LR frames of a clip are the same bytes in a shard and
-    in `seeclear-bench degrade`'s output."""
+    """One seed rule (seed, clip name) for both commands: the LR frames of a clip are the same pixels in a shard and
+    in `seeclear-bench degrade`'s output, and the same bytes once encoded alike (shards encode at their own zlib
+    level, :data:`seeclear_bench.data.shards.PNG_COMPRESS_LEVEL`)."""
     from seeclear_bench.config import DegradeConfig, ShardsConfig
     from seeclear_bench.data.frames import encode_png
     from seeclear_bench.data.shards import write_manifest
@@ -136,3 +139,48 @@ def test_degrade_and_prepare_give_the_same_lr_bytes(tmp_path, source, kind):
         assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == \
             [hashlib.sha256(encode_png(frame)).hexdigest() for frame in lr]
     assert io.exists(str(tmp_path / "lr" / "degradation.json"))
+
+
+def test_shard_bytes_do_not_depend_on_the_number_of_workers(tmp_path, source, ray_session):
+    """A plain loop, Ray tasks of 1 CPU (2 at once) and of 0.5 CPU (4 at once) write byte-identical shard sets, whose
+    HR frames are the demo source's PNG files unchanged."""
+    import tarfile
+
+    from pipelines import prepare
+    from seeclear_bench.config import RayConfig, ShardsConfig
+    from seeclear_bench.data.schema import split_tar_name
+    from seeclear_bench.data.shards import write_manifest
+    from seeclear_bench.data.shardset import ShardSet
+    from seeclear_bench.identity import shards_identity
+    from seeclear_bench.layout import RunLayout
+    from seeclear_bench.stages import prepare_group
+
+    cfg = _spec(source, shards=ShardsConfig(window=2, clips_per_task=1))
+    src = cfg.data.sources[0]
+    clips = prepare.discover(cfg, RunLayout(str(tmp_path / "loop")))
+    loop = RunLayout(str(tmp_path / "loop"))
+    infos = [info for group, ref in enumerate(clips["tiny"])
+             for info in prepare_group(cfg, src, [ref], group, loop, shards_identity(cfg, src))]
+    write_manifest(loop.shards("tiny"), infos, spec_hash="test")
+    sets = {"loop": ShardSet.open(loop.shards("tiny"))}
+    for cpus in (1.0, 0.5):
+        layout = RunLayout(str(tmp_path / f"ray-{cpus}"))
+        prepare.run(dataclasses.replace(cfg, ray=RayConfig(task_cpus=cpus)), layout, "test", clips=clips,
+                    progress=False)
+        sets[f"ray-{cpus}"] = ShardSet.open(layout.shards("tiny"))
+    tars = {way: {e.name: (Path(shard_set.url) / e.name).read_bytes() for e in shard_set.entries}
+            for way, shard_set in sets.items()}
+    assert len(tars["loop"]) == 2 and tars["ray-1.0"] == tars["loop"] == tars["ray-0.5"]
+
+    hr_members = {}
+    for data in tars["loop"].values():
+        with tarfile.open(fileobj=io_module.BytesIO(data)) as tar:
+            for info in tar.getmembers():
+                key, member = split_tar_name(info.name)
+                if member.startswith("hr."):
+                    meta = json.loads(tar.extractfile(f"{key}.meta.json").read())
+                    index = meta["frame_indices"][int(member.split(".")[1])]
+                    hr_members[(meta["clip"], index)] = tar.extractfile(info).read()
+    files = {(clip, index): path.read_bytes() for clip in src.clips
+             for index, path in enumerate(sorted((Path(source) / clip).glob("*.png")))}
+    assert len(files) == 10 and hr_members == files
