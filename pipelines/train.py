@@ -243,8 +243,3 @@ def _train_loop(config: dict[str, Any]) -> None:
         io.write_json(config["failure_url"], dataclasses.asdict(failure))
         raise
 
-
-def describe(out_url: str) -> dict[str, Any]:
-    """``train.json`` of a training folder."""
-    return dict(io.read_json(TrainFolder(out_url).summary()))
-

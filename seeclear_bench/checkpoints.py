@@ -322,12 +322,13 @@ def checkpoint_meta(url: str) -> dict[str, Any]:
 
     Returns:
         {"stages": completed training stages, "sampling_steps": the validated reverse steps or None,
-        "memory": whether its CaTeGory memory was trained (else sample with the memory read off), "step"}.
+        "memory": whether its CaTeGory memory was trained (else sample with the memory read off), "step",
+        "ema": whether it holds EMA weights}.
     """
     document = _read_document(url)
     stages = list(document.get("stages") or [])
     return {"stages": stages, "sampling_steps": document.get("sampling_steps"), "memory": memory_trained(stages),
-            "step": int(document["step"])}
+            "step": int(document["step"]), "ema": EMA_FILE in document["files"]}
 
 
 def checkpoint_hash(url: str) -> str:
@@ -363,18 +364,24 @@ def latest_checkpoint(root: str) -> str | None:
     return found[-1][1] if found else None
 
 
-def latest_valid(root: str) -> str | None:
-    """The newest checkpoint under ``root`` that is complete and verifies (every file's SHA-256), or None."""
+def newest_valid(root: str) -> tuple[int, str] | None:
+    """(step, url) of the newest checkpoint under ``root`` that is complete and verifies (every file's SHA-256)."""
     import logging
 
-    for _, url in reversed(list_checkpoints(root)):
+    for step, url in reversed(list_checkpoints(root)):
         try:
             _read_document(url)
         except SeeClearError as exc:
             logging.getLogger(__name__).warning("skipping checkpoint %s: %s", url, exc)
             continue
-        return url
+        return step, url
     return None
+
+
+def latest_valid(root: str) -> str | None:
+    """The URL of `newest_valid`, or None."""
+    found = newest_valid(root)
+    return None if found is None else found[1]
 
 
 def export_checkpoint(src_url: str, dst_url: str, *, weights: Literal["model", "ema"] = "ema",

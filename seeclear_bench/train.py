@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from seeclear_bench import io, provenance
-from seeclear_bench.checkpoints import latest_valid, list_checkpoints, memory_trained
+from seeclear_bench.checkpoints import latest_valid, list_checkpoints, memory_trained, newest_valid
 from seeclear_bench.data.shards import ShardDigest
 from seeclear_bench.errors import SeeClearError
 from seeclear_bench.layout import TrainFolder
@@ -179,11 +179,9 @@ class World:
 
 # -- the stages in order -------------------------------------------------------------------------------------------
 def finished_checkpoint(folder: TrainFolder, stage: str, steps: int) -> str | None:
-    """The stage's newest verified checkpoint when it has reached ``steps``, else None."""
-    from seeclear_bench.checkpoints import checkpoint_meta
-
-    url = latest_valid(folder.checkpoints(stage))
-    return url if url is not None and checkpoint_meta(url)["step"] >= steps else None
+    """The stage's newest verified checkpoint when it has reached ``steps``, else None (verified once)."""
+    found = newest_valid(folder.checkpoints(stage))
+    return found[1] if found is not None and found[0] >= steps else None
 
 
 def trained_checkpoint(folder: TrainFolder) -> str | None:
@@ -217,7 +215,7 @@ def run_stages(plan: TrainPlan, root: str, fit_stage: Callable[[StageJob], None]
         rows = read_log(folder, cfg.stage)
         recent = [float(r["loss"]) for r in rows[-20:]]
         result = {"step": int(rows[-1]["step"]) if rows else 0, "stage": cfg.stage,
-                  "checkpoint": latest_valid(folder.checkpoints(cfg.stage)),
+                  "checkpoint": done or latest_valid(folder.checkpoints(cfg.stage)),
                   "loss": sum(recent) / len(recent) if recent else math.nan, "log": folder.log(cfg.stage)}
         if done is None:  # stopped early (max_seconds): the later stages wait for the next call
             break
@@ -335,21 +333,15 @@ def _start(job: StageJob, world: World, pretrained: Any) -> tuple[Any, dict[str,
         torch.manual_seed(derive_seed(cfg.seed, "init"))
         model = SeeClear(plan.model, distiller=pretrained)
     if job.init is not None:
-        weights: Literal["model", "ema"] = "ema" if _has_ema(job.init) else "model"
-        source, _ = load_checkpoint(job.init, distiller=pretrained, weights=weights)
+        weights: Literal["model", "ema"] = "ema" if checkpoint_meta(job.init)["ema"] else "model"
+        source, extras = load_checkpoint(job.init, distiller=pretrained, weights=weights)
         if source.config.network != plan.model.network:
             raise SeeClearError(f"{job.init} holds another network than the one trained here; train the stages with "
                                 "one preset and train.network")
         model.load_trainable_state_dict(source.trainable_state_dict())
         log.info("stage %s starts from the %s weights of %s (stages %s)", job.name, weights, job.init,
-                 checkpoint_meta(job.init)["stages"])
+                 extras["stages"])
     return model.to(world.device), None, None
-
-
-def _has_ema(url: str) -> bool:
-    from seeclear_bench.checkpoints import EMA_FILE, _read_document
-
-    return EMA_FILE in _read_document(url)["files"]
 
 
 def run_stage(job: StageJob, world: World, *, progress: bool = True) -> None:
