@@ -5,6 +5,7 @@ Errors a user can cause print one line and exit with status 1; ``--debug`` shows
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import shlex
@@ -434,6 +435,9 @@ def main() -> None:
         code = interrupt.exit_code
     finally:
         interrupts.uninstall()
+    # The command is done and its files are closed: the interpreter's last garbage collection would only walk the
+    # objects torch and pandas made at import (~0.7 s on 2 cores), so leave them out of it. Exit handlers still run.
+    gc.freeze()
     sys.exit(code)
 
 

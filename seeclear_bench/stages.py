@@ -148,49 +148,15 @@ def prepare_group(
 
 
 def _read_source_clip(ref: Any, *, max_frames: int | None, start: int) -> tuple[np.ndarray, list[bytes | None]]:
-    """Frames ``start .. start + max_frames - 1`` of a clip (as :func:`~seeclear_bench.data.sources.read_clip`
-    returns them) and, per frame, its source file's bytes when they may be stored as they are
-    (:func:`~seeclear_bench.data.frames.is_plain_rgb_png`), else None.
+    """Frames ``start .. start + max_frames - 1`` of a clip and, per frame, its source file's bytes when they may be
+    stored as they are (:func:`~seeclear_bench.data.frames.is_plain_rgb_png`), else None. The bytes kept stay in
+    memory beside the decoded clip until the clip's shards are written (a PNG is typically a third to a half of its
+    decoded size)."""
+    from seeclear_bench.data.frames import is_plain_rgb_png
+    from seeclear_bench.data.sources import read_clip_keeping
 
-    A folder of frames is read here, each file once, so the bytes kept are exactly the bytes decoded. Video clips,
-    and a folder this reading fails on, go through ``read_clip``, whose checks name what is wrong (it raises, or
-    reads the clip, then with no bytes to keep). The bytes kept stay in memory beside the decoded clip until the
-    clip's shards are written (a PNG is typically a third to a half of its decoded size).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from seeclear_bench.data.frames import decode_frame, is_plain_rgb_png
-    from seeclear_bench.data.sources import list_frames, read_clip
-
-    def fallback() -> tuple[np.ndarray, list[bytes | None]]:
-        clip = read_clip(ref, max_frames=max_frames, start=start)
-        return clip, [None] * len(clip)
-
-    if ref.kind != "frames" or start < 0 or (max_frames is not None and max_frames < 1):
-        return fallback()
-    try:
-        urls = list(ref.frame_urls) or list_frames(ref.url)
-        urls = urls[start : None if max_frames is None else start + max_frames]
-        if not urls:
-            return fallback()
-        if io.protocol(urls[0]) in ("file", "local", "memory"):
-            blobs = [io.read_bytes(url) for url in urls]
-        else:  # object stores: latency, not CPU, dominates
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                blobs = list(pool.map(io.read_bytes, urls))
-        kept: list[bytes | None] = []
-        clip = np.empty(0, dtype=np.uint8)
-        for i, data in enumerate(blobs):
-            frame = decode_frame(data, urls[i])
-            if i == 0:
-                clip = np.empty((len(urls), *frame.shape), dtype=np.uint8)
-            elif frame.shape != clip.shape[1:]:
-                return fallback()
-            clip[i] = frame
-            kept.append(data if is_plain_rgb_png(data, *frame.shape[:2]) else None)
-    except SeeClearError:
-        return fallback()
-    return clip, kept
+    return read_clip_keeping(ref, max_frames=max_frames, start=start,
+                             keep=lambda data, frame: is_plain_rgb_png(data, *frame.shape[:2]))
 
 
 def _shard_name(info: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -485,9 +485,12 @@ def _read_bytes(urls: list[str]) -> list[bytes]:
         return list(pool.map(_read_frame_bytes, urls))
 
 
-def _read_frames(ref: ClipRef, urls: list[str]) -> np.ndarray:
+def _read_frames(
+    ref: ClipRef, urls: list[str], keep: Callable[[bytes, np.ndarray], bool] | None = None
+) -> tuple[np.ndarray, list[bytes | None]]:
     clip: np.ndarray | None = None
-    chunk = 2 * _READ_THREADS  # bounds the encoded bytes held at once
+    kept: list[bytes | None] = []
+    chunk = 2 * _READ_THREADS  # bounds the encoded bytes held at once (but those kept)
     for first in range(0, len(urls), chunk):
         try:
             blobs = _read_bytes(urls[first : first + chunk])
@@ -507,8 +510,9 @@ def _read_frames(ref: ClipRef, urls: list[str]) -> np.ndarray:
                     "one size"
                 )
             clip[i] = frame
+            kept.append(data if keep is not None and keep(data, frame) else None)
     assert clip is not None
-    return clip
+    return clip, kept
 
 
 def _read_video(ref: ClipRef, start: int, max_frames: int | None) -> np.ndarray:
@@ -543,13 +547,26 @@ def read_clip(ref: ClipRef, *, max_frames: int | None = None, start: int = 0) ->
         SeeClearError: One line naming the clip (and frame): missing or unreadable source, empty clip, ``start``
             past the end, frames of different sizes, or a corrupt frame.
     """
+    return read_clip_keeping(ref, max_frames=max_frames, start=start)[0]
+
+
+def read_clip_keeping(
+    ref: ClipRef, *, max_frames: int | None = None, start: int = 0,
+    keep: Callable[[bytes, np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, list[bytes | None]]:
+    """:func:`read_clip`, and per frame the bytes of its file where ``keep(bytes, frame)`` is true, else None.
+
+    Each file is read once, so the bytes kept are exactly the bytes decoded (shard preparation stores an intact PNG
+    as it is). A video's frames have no bytes of their own: all None.
+    """
     _check_window(ref, start, max_frames)
     if ref.kind == "video":
-        return _read_video(ref, start, max_frames)
+        video = _read_video(ref, start, max_frames)
+        return video, [None] * len(video)
     urls = _frame_urls(ref)
     if start >= len(urls):
         raise SeeClearError(f"{_where(ref)}: start {start} is past the end of the clip ({len(urls)} frames)")
-    return _read_frames(ref, urls[start : None if max_frames is None else start + max_frames])
+    return _read_frames(ref, urls[start : None if max_frames is None else start + max_frames], keep)
 
 
 def clip_length(ref: ClipRef) -> int:

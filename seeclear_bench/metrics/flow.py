@@ -22,6 +22,7 @@ import functools
 import io as _bytes_io
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypedDict, cast
@@ -136,7 +137,12 @@ def farneback_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         return one(src, dst)
     if len(src) == 0:
         return np.zeros((0, *src.shape[1:], 2), dtype=np.float32)
-    return np.stack([one(a, b) for a, b in zip(src, dst)])
+    # OpenCV's Farneback runs on one core and releases the GIL: the pairs run on a thread per core.
+    workers = min(len(src), os.cpu_count() or 1)
+    if workers == 1:
+        return np.stack([one(a, b) for a, b in zip(src, dst)])
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="farneback") as pool:
+        return np.stack(list(pool.map(one, src, dst)))
 
 
 # -- RAFT ------------------------------------------------------------------------------------------------------------
