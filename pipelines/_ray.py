@@ -38,7 +38,12 @@ def connect(address: str | None = None, *, num_cpus: int = 0, ship_code: bool | 
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_ACCEPT_CALLABLE_CLASSES", "1")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING}
+        # Ray's start-up lines and what its workers and raylets print (e.g. "Task ... failed" when an interrupted run
+        # kills its actors) stay out of the terminal unless the user asked for logs (--verbose, --debug); they are
+        # kept in Ray's session logs, and a task's own failure still reaches the user as its one line
+        verbose = logging.getLogger().isEnabledFor(logging.INFO)
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose,
+                                  "logging_level": logging.INFO if verbose else logging.WARNING}
         if address:
             if ship_code is None or ship_code:
                 root = Path(__file__).resolve().parents[1]
@@ -48,7 +53,8 @@ def connect(address: str | None = None, *, num_cpus: int = 0, ship_code: bool | 
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SeeClearError(f"could not connect to a Ray cluster at {address!r}: {exc}") from exc
         else:
-            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_notice)
+            if not verbose:
+                logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_notice)
             # "local": a new instance even when another local Ray is running (ray.init() would join it); RAY_ADDRESS,
             # as `ray job submit` sets it, still names the cluster to join
             ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", num_cpus=num_cpus or None, **kwargs)

@@ -34,7 +34,7 @@ def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = T
         digests[dataset] = shard_set.digest
         for clip in shard_set.clip_refs().values():
             calls.append((clip, shard_set.digest, cfg.methods.names, layout, cfg.evaluate.metrics,
-                          cfg.evaluate.protocol_for(dataset)))
+                          cfg.evaluate.protocols_for(dataset)))
     gpus = cfg.evaluate.gpus_per_task if cluster_gpus() > 0 else 0
     parts = run_tasks(score_clip_from_shards, calls, desc="evaluate", num_cpus=cfg.ray.task_cpus, num_gpus=gpus,
                       progress=progress)
@@ -44,6 +44,6 @@ def run(cfg: RunConfig, layout: RunLayout, spec_hash: str, *, progress: bool = T
     for key, value in provenance.items():
         frames[key] = value
     frames["dataset_manifest_hash"] = frames["dataset"].map(digests).astype(object)
-    frames = frames.sort_values(["method", "dataset", "clip", "frame", "metric"], kind="stable").reset_index(drop=True)
+    frames = frames.sort_values(["method", "dataset", "protocol", "clip", "frame", "metric"], kind="stable").reset_index(drop=True)
     save_table(frames, layout.metrics("frames"))
     return frames

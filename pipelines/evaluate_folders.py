@@ -20,7 +20,7 @@ def run(
     *,
     method: str,
     dataset: str,
-    protocol: str,
+    protocols: Sequence[str],
     metrics: Sequence[str],
     out_url: str,
     address: str | None = None,
@@ -28,15 +28,16 @@ def run(
     task_cpus: float = 0.5,
     executor: str = "auto",
 ) -> pd.DataFrame:
-    """Score every ground-truth clip against the prediction of the same name; returns the per-clip table.
+    """Score every ground-truth clip against the prediction of the same name under each of ``protocols``; saves the
+    per-frame, per-clip and per-dataset tables under ``{out_url}/metrics`` and returns the per-clip one.
 
-    Resumable: each clip's rows are kept under ``{out_url}/metrics/parts/<dataset>/<clip>.parquet`` with a record of
+    Resumable: each clip's rows are kept under ``{out_url}/metrics/parts/<dataset>/<protocol>/<clip>.parquet`` with a record of
     what was scored (protocol, metric hashes, SHA-256 of every decoded frame on both sides); running the same command
     again scores only the metrics and clips whose frames, protocol or metric changed, or that an interrupted run did
     not finish. ``method`` and ``dataset`` must be plain names (they name folders). ``executor``: ``auto`` (a small
     job in this process, else Ray), ``ray`` or ``local``.
     """
-    from seeclear_bench.metrics.tables import clip_table, save_table
+    from seeclear_bench.metrics.tables import clip_table, dataset_table, save_table
     from seeclear_bench.provenance import code_version, device_name
 
     check_name(method, "--method")
@@ -51,8 +52,7 @@ def run(
             f"predictions and ground truth name different clips: missing predictions {missing or 'none'}, "
             f"predictions without ground truth {extra or 'none'}"
         )
-    calls = [(preds[c], gts[c], method, dataset, tuple(metrics), protocol, layout.metrics_part(dataset, c))
-             for c in sorted(gts)]
+    calls = [(preds[c], gts[c], method, dataset, tuple(metrics), tuple(protocols), layout) for c in sorted(gts)]
     if use_ray(executor, len(calls), address):
         connect(address)
         results = run_tasks(_score, calls, desc="evaluate", num_cpus=task_cpus, progress=progress)
@@ -64,6 +64,7 @@ def run(
     save_table(frames, layout.metrics("frames"))
     clips = clip_table(frames)
     save_table(clips, layout.metrics("clips"))
+    save_table(dataset_table(clips, frames), layout.metrics("datasets"))
     return clips
 
 
@@ -78,8 +79,8 @@ def _clips(url: str, dataset: str) -> dict[str, object]:
     return {ref.clip_id: ref for ref in discover_clips(url, dataset=dataset)}
 
 
-def _score(pred: object, gt: object, method: str, dataset: str, metrics: Sequence[str], protocol: str,
-           part_url: str) -> pd.DataFrame:
+def _score(pred: object, gt: object, method: str, dataset: str, metrics: Sequence[str], protocols: Sequence[str],
+           layout: RunLayout) -> pd.DataFrame:
     """The Ray task: `score_clip_pair` with positional arguments."""
-    return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocol_name=protocol,
-                           part_url=part_url)
+    return score_clip_pair(pred, gt, method=method, dataset=dataset, metrics=metrics, protocols=protocols,
+                           layout=layout)

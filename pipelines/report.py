@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from seeclear_bench import io
@@ -69,6 +70,7 @@ def run(frames: pd.DataFrame | Merged, out_url: str, *, title: str, command: str
         why = ("it is not among the scored methods" if reference not in set(contenders["method"])
                else "it is the only method")
         text += f"\nNo paired comparison against {escape_markdown(repr(reference))}: {why}.\n"
+    text += _clips_markdown(clips)
     text += _provenance_markdown(provenance)
     if html:
         from seeclear_bench.provenance import code_version
@@ -136,6 +138,37 @@ def _intervals_markdown(intervals: pd.DataFrame) -> str:
         lines.append(f"| {escape_markdown(r.dataset)} | {escape_markdown(r.metric)} | {escape_markdown(r.method)} | "
                      f"{r.mean:.4f} | [{r.ci_low:.4f}, {r.ci_high:.4f}] | {r.n_clips} |")
     return "\n".join(lines) + "\n"
+
+
+# more clip rows than this are folded in a <details> block (GitHub and most renderers show it collapsed)
+FOLD_CLIP_ROWS = 12
+
+
+def _clips_markdown(clips: pd.DataFrame) -> str:
+    """The clip means of every column group, a row per (clip, method), methods in leaderboard order."""
+    from seeclear_bench.leaderboard import method_order
+    from seeclear_bench.metrics.registry import METRICS, get_metric
+
+    order = {name: i for i, name in enumerate(METRICS)}
+    methods = {m: i for i, m in enumerate(method_order(clips))}
+    lines = ["", "## Per clip", ""]
+    for group, rows in clips.groupby("dataset", sort=True):
+        metrics = sorted(set(rows["metric"]), key=lambda m: (order.get(m, len(order)), m))
+        wide = rows.pivot_table(index=["clip", "method"], columns="metric", values="value", aggfunc="first")
+        keys = sorted(wide.index, key=lambda k: (str(k[0]), methods.get(k[1], len(methods)), str(k[1])))
+        labels = [f"{get_metric(m).display_name or m.upper()}{'↑' if get_metric(m).higher_better else '↓'}"
+                  for m in metrics]
+        table = ["| Clip | Method | " + " | ".join(labels) + " |", "|:---|:---|" + "---:|" * len(metrics)]
+        for clip, method in keys:
+            values = [wide.at[(clip, method), m] if m in wide.columns else np.nan for m in metrics]
+            cells = ["–" if pd.isna(v) else f"{v:.{get_metric(m).decimals}f}" for v, m in zip(values, metrics)]
+            table.append(f"| {escape_markdown(clip)} | {escape_markdown(method)} | " + " | ".join(cells) + " |")
+        title = f"{escape_markdown(group)}: clip means ({len(keys)} rows)"
+        if len(keys) > FOLD_CLIP_ROWS:
+            lines += [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+        else:
+            lines += [f"### {title}", "", *table, ""]
+    return "\n".join(lines)
 
 
 def _paired_markdown(paired: pd.DataFrame, reference: str) -> str:

@@ -18,11 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from seeclear_bench import io
 from seeclear_bench.config import MethodsConfig, RunConfig
 from seeclear_bench.errors import Failure, SeeClearError, one_line
 from seeclear_bench.layout import RunLayout
@@ -57,8 +55,6 @@ class VideoPredictor:
                 # A constructor that raises kills the actor, and Ray reports ActorDiedError with the cause buried in
                 # many lines; kept and reported for every video instead, it reaches the user as its one line.
                 self.failures[name] = Failure.capture(exc, f"the prediction actor building method {name}")
-        for url in self.outputs.values():  # which processes hold the pool (a fault test kills one)
-            io.write_json(io.join(url, "_actors", f"actor-{os.getpid()}.json"), {"pid": os.getpid()})
 
     def __call__(self, text: str) -> dict[str, Any]:
         """Predict one video (a JSON row with ``todo``); returns ``video``, ``written`` (methods), and for a failure its
@@ -137,7 +133,8 @@ def predict_videos(
     Args:
         rows: from `seeclear_bench.predict.videos_from_shard_set` / `videos_from_input`.
         outputs: method name -> output root (``<out>/<dataset>/<clip>/<frame>.png``).
-        methods: the methods' settings (``MethodsConfig``; ``seeclear``'s checkpoint, steps, seed, ...).
+        methods: the methods' settings (``MethodsConfig``; ``seeclear``'s checkpoint, steps, seed, ...; the
+            ``[methods.NAME]`` tables of methods of your own, :mod:`seeclear_bench.plugins`).
         weights: ``model`` or ``ema`` weights of a SeeClear training checkpoint.
         scale: upscaling factor asked for (0: a shard set's own, else the method's, e.g. a SeeClear checkpoint's).
         mp4: also write each video as ``<clip>.mp4`` (H.264) beside its frames, at ``fps`` frames per second (0: an
@@ -196,8 +193,10 @@ def predict_videos(
             if failed[0]["actor_failed"]:  # a method could not be built: its own line names the cause
                 raise first.error()
             others = "; the others are written" if len(failed) < len(todo) else ""
-            raise first.error(f"{desc}: {len(failed)} of {len(todo)} video(s) failed ({failed[0]['video']}: "
-                              f"{first.message}){others}")
+            video = failed[0]["video"]
+            # a method's failure already reads "method <name> on <video>: ..." (predict_video): the video named once
+            said = first.message if f" on {video}: " in first.message else f"{video}: {first.message}"
+            raise first.error(f"{desc}: {len(failed)} of {len(todo)} video(s) failed ({said}){others}")
     missing = [f"{m} {r['dataset']}/{r['clip_id']}" for r in todo for m in r["todo"]
                if video_state(outputs[m], r, described[m], mp4=video) != "complete"]
     if missing:

@@ -45,11 +45,12 @@ ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Sho
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors, and Ray's own logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does (and Ray's start-up).")] = False,
 ) -> None:
     _state["debug"] = debug
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 def _load_spec(spec: str | None) -> RunConfig:
@@ -96,15 +97,17 @@ def run(
     cfg = _load_spec(spec)
     out_url = out or str(Path("runs") / cfg.name)
     from pipelines.run import run as run_pipeline
+    from seeclear_bench.layout import RunLayout
 
     with _owning(out_url):
         result = run_pipeline(cfg, out_url, address=address, progress=progress, command=_command_line())
     typer.echo(f"spec {cfg.name} ({result.spec_hash}) -> {out_url}")
     for stage, seconds in result.seconds.items():
         typer.echo(f"  {stage:<9} {seconds:7.1f} s")
-    if result.leaderboard:
+    if result.leaderboard:  # the ranked table; intervals, paired differences, clips and provenance are in the files
         typer.echo("")
-        typer.echo(result.leaderboard)
+        typer.echo(result.leaderboard.split("\n## ")[0].rstrip("\n"))
+        typer.echo(f"\nfull report: {RunLayout(out_url).report_file('leaderboard.md')} (and leaderboard.html)")
 
 
 @app.command()
@@ -159,7 +162,7 @@ def evaluate(
     gt: Annotated[str, typer.Option("--gt", help="Ground-truth clips in any supported layout, or a prepared shard set (its hr frames).")],
     method: Annotated[str, typer.Option(help="Method name for the table.")] = "method",
     dataset: Annotated[str, typer.Option(help="Dataset name for the table.")] = "dataset",
-    protocol: Annotated[str, typer.Option(help="Protocol preset (see `seeclear-bench info`).")] = "basicsr-reds4-rgb",
+    protocol: Annotated[str, typer.Option(help="Protocol preset(s), comma-separated: each frame is scored under each (see `seeclear-bench info`).")] = "basicsr-reds4-rgb",
     metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "psnr,ssim",
     out: Annotated[str, typer.Option("--out", help="Where frames.parquet/csv and the clip table go.")] = "runs/evaluate",
     address: AddressOpt = None,
@@ -174,13 +177,18 @@ def evaluate(
     from seeclear_bench.config import EvaluateConfig
 
     names = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    EvaluateConfig(metrics=names, protocol=protocol)  # validates names before Ray starts
+    protocols = tuple(p.strip() for p in protocol.split(",") if p.strip())
+    EvaluateConfig(metrics=names, protocol=protocols)  # validates names before Ray starts
     from pipelines.evaluate_folders import run as run_eval
+    from seeclear_bench.layout import RunLayout
+    from seeclear_bench.metrics.tables import read_table, summary_text
 
     with _owning(out):
-        table = run_eval(predictions, gt, method=method, dataset=dataset, protocol=protocol, metrics=names,
-                         out_url=out, address=address, progress=progress, executor=executor)
-    typer.echo(table.to_string())
+        run_eval(predictions, gt, method=method, dataset=dataset, protocols=protocols, metrics=names, out_url=out,
+                 address=address, progress=progress, executor=executor)
+    layout = RunLayout(out)
+    typer.echo(summary_text(read_table(layout.metrics("datasets") + ".parquet")))
+    typer.echo(f"full tables (per frame, clip and dataset; .csv and .parquet): {layout.metrics()}")
 
 
 @app.command()
@@ -253,19 +261,24 @@ def leaderboard(
     """Merge per-frame result tables from any number of runs into one leaderboard (methods x datasets).
 
     Rows are grouped by dataset and protocol: a dataset scored under two protocols gets two column groups, never
-    averaged, and the conflict is reported. Duplicate rows, unknown metrics, missing columns and mixed metric
+    averaged (reported as a conflict unless each table scored it under both, as one evaluation asking for both does).
+    Methods are ranked on the first metric of the first column group. Duplicate rows, unknown metrics, missing columns and mixed metric
     variants are refused naming the file and row. Also writes per-clip and per-dataset tables, bootstrap intervals
     over clips, ranks, paired differences against --reference, provenance per row and (with --html) one
     self-contained HTML page with sortable tables and pictures.
     """
     from pipelines.report import run as run_report
+    from seeclear_bench.layout import RunLayout
     from seeclear_bench.report.merge import load_results
 
     merged = load_results(tables, allow_identical=merge_identical)
     with _owning(out):
         text = run_report(merged, out, title=title, command=_command_line(), reference=reference, seed=seed,
                           runs=runs or (), html=html)
-    typer.echo(text)
+    typer.echo(text.split("\n## ")[0].rstrip("\n"))  # the ranked table and its notes; the rest is in the files
+    for conflict in merged.conflicts:
+        typer.echo(f"conflict: {conflict}")
+    typer.echo(f"\nfull report: {RunLayout(out).report_file('leaderboard.md')}" + (" (and leaderboard.html)" if html else ""))
 
 
 @app.command()
@@ -402,6 +415,63 @@ def weights_fetch(
     for name in chosen:
         path = fetch(name, force=force, url=url)
         typer.echo(f"{name}: {path} sha256 {file_sha256(path)}")
+
+
+data_app = typer.Typer(help="The field's datasets (REDS, Vid4, Vimeo-90K, UDM10, SPMCS): the catalogue, fetching.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Every catalogued dataset: its archives, published locations, sizes, checksums, licence and where it lands."""
+    import dataclasses
+
+    from seeclear_bench.data.catalog import DATASETS, SPLIT_PARTS
+
+    if as_json:
+        rows = [{**dataclasses.asdict(spec), "parts": [dataclasses.asdict(p) for p in spec.parts]}
+                for spec in DATASETS.values()]
+        typer.echo(json.dumps({"datasets": rows, "splits": {k: {"dataset": d, "parts": list(p)}
+                                                            for k, (d, p) in SPLIT_PARTS.items()}}, indent=2))
+        return
+    for spec in DATASETS.values():
+        typer.echo(f"{spec.name}: {spec.title}")
+        typer.echo(f"  licence: {spec.licence}; page: {spec.homepage}")
+        typer.echo(f"  reads as: {spec.read_as}")
+        for part in spec.parts:
+            typer.echo(f"  --part {part.name}: {part.filename} ({part.format}, {part.approx_size}) -> {part.dest}/; "
+                       f"sha256 {part.sha256 or 'not published (the first download is recorded)'}")
+            for url in part.urls or ("(no stable public location: --archive PATH or --url URL)",):
+                typer.echo(f"      {url}")
+            if part.note:
+                typer.echo(f"      note: {part.note}")
+    typer.echo("splits: " + "; ".join(f"{k} = {d} {', '.join(p)}" for k, (d, p) in SPLIT_PARTS.items()))
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset or split (see `data list`): REDS, REDS4, Vid4, Vimeo-90K-T, ...")],
+    out: Annotated[str, typer.Option("--out", help="Local folder the datasets land in (REDS/, Vid4/, ...).")] = "datasets",
+    part: Annotated[Optional[list[str]], typer.Option("--part", help="Fetch only this part (repeatable).")] = None,
+    url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror) instead; one part only.")] = None,
+    mirror: Annotated[Optional[str], typer.Option(help="Download each part from MIRROR/<archive file name> instead.")] = None,
+    archive: Annotated[Optional[str], typer.Option(help="Use this archive, downloaded by hand, instead of downloading; one part only.")] = None,
+    force: Annotated[bool, typer.Option(help="Download and install again, replacing a complete folder.")] = False,
+    verify: Annotated[bool, typer.Option(help="Check complete folders against their completion record.")] = False,
+    keep_archive: Annotated[bool, typer.Option(help="Keep the downloaded archive in OUT/downloads.")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Download, verify (size, SHA-256) and extract a dataset into the layout the sources read; resumes, and skips
+    what is already complete."""
+    from seeclear_bench.data.fetch import fetch
+
+    for done in fetch(name, out, parts=tuple(part or ()), url=url, mirror=mirror, archive=archive, force=force, verify=verify,
+                      keep_archive=keep_archive, progress=progress):
+        typer.echo(f"{done.dataset} {done.part}: {done.status}, {done.files} files -> {done.path} "
+                   f"(archive sha256 {done.sha256})")
 
 
 def main() -> None:

@@ -188,23 +188,106 @@ class SeeClearMethodConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PluginMethodConfig:
+    """A method of your own, ``[methods.NAME]`` (see :mod:`seeclear_bench.plugins`): exactly one of ``entry`` and
+    ``command``.
+
+    Attributes:
+        entry: ``"package.module:factory"``: ``factory(**options)`` returns an object whose ``upscale`` (or itself,
+            when callable) takes a whole LR video ``(t h w 3)`` uint8 and the scale and returns ``(t, h*scale,
+            w*scale, 3)`` uint8; an optional ``describe()`` is recorded. The module must be importable by the run and
+            its Ray workers (installed, or on ``PYTHONPATH``).
+        options: Keyword arguments of the entry's factory (part of the method's identity).
+        command: A program line, split like a shell would (``shlex``) but never run through one, with ``{lr_dir}``
+            (the video's LR frames, ``00000000.png`` ...), ``{out_dir}`` (where the program writes the HR frames,
+            named like the inputs) and ``{scale}``.
+        timeout: Seconds a command may take on one video (0: no limit).
+        gpu: The method computes on a GPU: its actors ask Ray for one when the cluster has GPUs.
+    """
+
+    entry: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    timeout: float = 0.0
+    gpu: bool = False
+
+    def check(self, name: str) -> None:
+        """Validate the table ``[methods.<name>]`` (nothing is imported or run)."""
+        from seeclear_bench.plugins import check_entry, command_argv
+
+        where = f"methods.{name}"
+        if bool(self.entry) == bool(self.command):
+            raise SeeClearError(f"{where} needs exactly one of entry = 'package.module:factory' and command = "
+                                f"'program {{lr_dir}} {{out_dir}} {{scale}}', got {'both' if self.entry else 'neither'}")
+        if self.entry:
+            check_entry(self.entry, where)
+            if self.timeout:
+                raise SeeClearError(f"{where}.timeout applies to a command; an entry runs in the prediction actor")
+        else:
+            command_argv(self.command, where)
+            if self.options:
+                raise SeeClearError(f"{where}.options are an entry's factory arguments; pass a command's settings "
+                                    "on its command line")
+        if not 0 <= self.timeout <= 7 * 24 * 3600:
+            raise SeeClearError(f"{where}.timeout must be in [0, 604800] seconds (0: no limit), got {self.timeout}")
+        try:
+            json.dumps(self.options, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SeeClearError(f"{where}.options must hold strings, numbers, booleans, lists and tables ({exc})") \
+                from exc
+
+
+@dataclass(frozen=True, kw_only=True)
 class MethodsConfig:
-    """The methods the predict stage (``upscale``) runs on every whole LR video (names from
-    :data:`seeclear_bench.methods.METHOD_NAMES`), and the settings of those that have any."""
+    """The methods the predict stage (``upscale``) runs on every whole LR video, and the settings of those that have
+    any: the built-ins (:data:`seeclear_bench.methods.METHOD_NAMES`) and your own, each a ``[methods.NAME]`` table in a
+    spec (``plugins`` here; any name a folder may have that is not a built-in's)."""
 
     names: tuple[str, ...] = ("bicubic", "lanczos")
     seeclear: SeeClearMethodConfig = field(default_factory=SeeClearMethodConfig)
+    plugins: dict[str, PluginMethodConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from seeclear_bench.methods import METHOD_NAMES
 
+        for name, plugin in self.plugins.items():
+            check_name(name, "method name [methods.NAME]")
+            if name in METHOD_NAMES or name in ("names", "plugins"):
+                raise SeeClearError(f"[methods.{name}]: {name!r} is taken by a built-in method or setting; give your "
+                                    "method another name")
+            plugin.check(name)
+        valid = (*METHOD_NAMES, *self.plugins)
         if "seeclear" in self.names and not self.seeclear.checkpoint:
             raise SeeClearError("methods.names lists 'seeclear' but methods.seeclear.checkpoint is empty; give a checkpoint URL or builtin:NAME")
         for name in self.names:
-            if name not in METHOD_NAMES:
-                raise SeeClearError(f"unknown method {name!r} in methods.names{did_you_mean(name, METHOD_NAMES)}; valid: {', '.join(METHOD_NAMES)}")
+            if name not in valid:
+                raise SeeClearError(f"unknown method {name!r} in methods.names{did_you_mean(name, valid)}; valid: "
+                                    f"{', '.join(valid)} (a method of your own is a [methods.NAME] table with entry or "
+                                    "command)")
         if len(set(self.names)) != len(self.names):
             raise SeeClearError(f"methods.names has duplicates: {list(self.names)}")
+
+    @classmethod
+    def from_table(cls, data: Any, where: str = "methods") -> MethodsConfig:
+        """The ``[methods]`` table of a spec: ``names``, ``[methods.seeclear]`` and, under any other key, a table of
+        your own method (`PluginMethodConfig`; its unknown keys are refused like the rest of the spec)."""
+        if not isinstance(data, dict):
+            raise SeeClearError(f"{where} must be a table, got {type(data).__name__}")
+        fixed = {k: v for k, v in data.items() if k in ("names", "seeclear")}
+        plugins = {}
+        for key, value in data.items():
+            if key in fixed:
+                continue
+            if not isinstance(value, dict):
+                raise SeeClearError(f"unknown key '{where}.{key}'{did_you_mean(key, ('names', 'seeclear'))}; valid keys "
+                                    "here: names, seeclear, or a [methods.NAME] table of your own method")
+            if "entry" not in value and "command" not in value:
+                raise SeeClearError(f"[{where}.{key}] needs entry = 'package.module:factory' or command = '...'"
+                                    f"{did_you_mean(key, ('seeclear',))}")
+            check_name(key, "method name [methods.NAME]")
+            plugins[key] = _build(PluginMethodConfig, value, f"{where}.{key}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in fixed.items()}, plugins=plugins)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,15 +296,18 @@ class EvaluateConfig:
 
     Attributes:
         metrics: Metric names (see ``seeclear-bench info``).
-        protocol: Protocol preset used for every dataset not in ``protocols``.
-        protocols: Per-dataset protocol preset, e.g. ``{Vid4 = "basicsr-vid4-y"}``.
+        protocol: Protocol preset (or a list of them) used for every dataset not in ``protocols``.
+        protocols: Per-dataset protocol preset or list of presets, e.g.
+            ``{Vid4 = ["basicsr-vid4-y", "basicsr-reds4-rgb"]}``. Each frame is scored once per protocol, but a metric
+            whose values the next protocol does not change (:func:`~seeclear_bench.metrics.registry.same_values_under`:
+            tOF under an RGB and a Y protocol) is scored once, under the first.
         gpus_per_task: GPU share of each scoring task when the cluster has GPUs (learned metrics and RAFT then run on
             the GPU); ignored on CPU-only clusters.
     """
 
     metrics: tuple[str, ...] = ("psnr", "ssim")
-    protocol: str = "basicsr-reds4-rgb"
-    protocols: dict[str, str] = field(default_factory=dict)
+    protocol: str | tuple[str, ...] = "basicsr-reds4-rgb"
+    protocols: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     gpus_per_task: float = 0.25
 
     def __post_init__(self) -> None:
@@ -231,13 +317,24 @@ class EvaluateConfig:
         for name in self.metrics:
             if name not in METRICS:
                 raise SeeClearError(f"unknown metric {name!r} in evaluate.metrics{did_you_mean(name, METRICS)}")
-        for name in (self.protocol, *self.protocols.values()):
-            get_protocol(name)
+        for where, names in (("evaluate.protocol", _names(self.protocol)),
+                             *((f"evaluate.protocols.{d}", _names(v)) for d, v in self.protocols.items())):
+            if not names:
+                raise SeeClearError(f"{where} names no protocol; give one preset or a list of them")
+            if len(set(names)) != len(names):
+                raise SeeClearError(f"{where} lists a protocol twice: {list(names)}")
+            for name in names:
+                get_protocol(name)
         if not 0 <= self.gpus_per_task <= 8:
             raise SeeClearError(f"evaluate.gpus_per_task must be in [0, 8], got {self.gpus_per_task}")
 
-    def protocol_for(self, dataset: str) -> str:
-        return self.protocols.get(dataset, self.protocol)
+    def protocols_for(self, dataset: str) -> tuple[str, ...]:
+        """The protocols ``dataset`` is scored under, in order (the first is where protocol-free metrics go)."""
+        return _names(self.protocols.get(dataset, self.protocol))
+
+
+def _names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -524,6 +621,7 @@ class RunConfig:
                 del data[name]
         if not self.methods.seeclear.distiller:  # added later: at its default it stays out of the hash too
             del data["methods"]["seeclear"]["distiller"]
+        data["methods"].update(data["methods"].pop("plugins"))  # [methods.NAME] tables, as a spec writes them
         for table, added in (("infer", {"mp4": False, "fps": 0}),):
             for name, at_default in added.items():  # added later: at their defaults they stay out of the hash too
                 if table in data and data[table][name] == at_default:
@@ -619,6 +717,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = get_origin(tp)
+    if tp is MethodsConfig:  # [methods.NAME] tables of your own methods beside the fixed keys
+        return MethodsConfig.from_table(value, path)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if origin is Literal:
@@ -637,8 +737,13 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise SeeClearError(f"{path} must be a table, got {type(value).__name__}")
         _, vt = get_args(tp)
         return {k: (v if vt is Any else _convert(vt, v, f"{path}.{k}")) for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        raise SeeClearError(f"internal: union types are not supported in specs ({path})")
+    if origin in (typing.Union, types.UnionType):  # e.g. str | tuple[str, ...]: the alternative the value's type fits
+        options = get_args(tp)
+        for option in options:
+            if isinstance(value, list if get_origin(option) is tuple else get_origin(option) or option):
+                return _convert(option, value, path)
+        names = " or ".join("a list" if get_origin(o) is tuple else getattr(o, "__name__", str(o)) for o in options)
+        raise SeeClearError(f"{path} must be {names}, got {type(value).__name__} {value!r}")
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SeeClearError(f"{path} must be a number, got {type(value).__name__} {value!r}")

@@ -14,7 +14,7 @@ Layout of a run folder (``R``)::
     R/source/<dataset>/                          materialised built-in sources (the demo footage)
     R/shards/<dataset>/{<dataset>-GGGGG-PP.tar, manifest.json, _tasks/GGGGG.json}
     R/predictions/<method>/<dataset>/<clip>/{NNNNNNNN.png, _records/video.json}
-    R/metrics/parts/<dataset>/<clip>.{parquet,json}
+    R/metrics/parts/<dataset>/<protocol>/<clip>.{parquet,json}
     R/metrics/{frames,clips,datasets,intervals,scores,provenance,paired}.{parquet,csv}
     R/train/                                     the train stage (a `TrainFolder`)
     R/leaderboard.{md,csv,parquet,html}, R/figures/<picture>.png
@@ -198,8 +198,8 @@ class RunLayout(_Folder):
         """The metrics folder, or the URL stem of one of its tables (``frames`` -> ``metrics/frames``)."""
         return self._under("metrics", table) if table else self._under("metrics")
 
-    def metrics_part(self, dataset: str, clip: str) -> str:
-        return self._under("metrics", "parts", check_name(dataset, "dataset name"),
+    def metrics_part(self, dataset: str, clip: str, protocol: str) -> str:
+        return self._under("metrics", "parts", check_name(dataset, "dataset name"), check_name(protocol, "protocol name"),
                            f"{check_name(clip, 'clip name')}.parquet")
 
     def train(self) -> TrainFolder:

@@ -41,8 +41,8 @@ def build_leaderboard(frames_df: pd.DataFrame, *, protocols: Iterable[Protocol] 
         protocols: Custom (non-preset) protocols the rows may use.
 
     Returns:
-        Rows: methods (index named ``method``, sorted by name); columns: ``MultiIndex`` (dataset, metric), datasets
-        sorted by name and metrics in registry order. A method not scored on a dataset has NaN there.
+        Rows: methods (index named ``method``) in :func:`method_order`; columns: ``MultiIndex`` (dataset, metric),
+        datasets sorted by name and metrics in registry order. A method not scored on a dataset has NaN there.
 
     Raises:
         SeeClearError: An invalid table; two protocols within one (dataset, metric) column (both are named); or, within
@@ -71,7 +71,7 @@ def build_leaderboard(frames_df: pd.DataFrame, *, protocols: Iterable[Protocol] 
     board = datasets.pivot(index="method", columns=["dataset", "metric"], values="value")
     columns = sorted(board.columns, key=lambda c: (c[0], _METRIC_ORDER.get(c[1], len(_METRIC_ORDER)), c[1]))
     board = board.reindex(columns=pd.MultiIndex.from_tuples(columns, names=["dataset", "metric"]))
-    board = board.sort_index(kind="stable")
+    board = board.reindex(index=method_order(datasets))
     used = datasets[["dataset", "protocol", "protocol_hash"]].drop_duplicates().sort_values(["dataset", "protocol", "protocol_hash"])
     board.attrs["protocols"] = {
         dataset: [[name, digest] for name, digest in group[["protocol", "protocol_hash"]].itertuples(index=False)]
@@ -85,6 +85,33 @@ def build_leaderboard(frames_df: pd.DataFrame, *, protocols: Iterable[Protocol] 
         notes.append([row.method, row.dataset, row.metric, int(row.n_inf), int(row.n_frames), treatment])
     board.attrs["inf_frames"] = notes
     return board
+
+
+def method_order(datasets: pd.DataFrame) -> list[str]:
+    """The leaderboard's row order: by rank on the first metric (registry order) of the first dataset column group
+    (sorted by name), best first, as displayed (rounded to the metric's decimals, ties by name); methods without a
+    value there follow by name, and the ground truth (a reference, not a contender) comes last.
+
+    Args:
+        datasets: Dataset-level values: ``method``, ``dataset``, ``metric``, ``value`` columns (a
+            :func:`~seeclear_bench.metrics.tables.dataset_table` or the report's scores).
+    """
+    methods = sorted(set(datasets["method"]) - {GT_METHOD})
+    tail = [GT_METHOD] if GT_METHOD in set(datasets["method"]) else []
+    first = sorted(set(datasets["dataset"]))[0]
+    rows = datasets[datasets["dataset"] == first]
+    metric = min(set(rows["metric"]), key=lambda m: (_METRIC_ORDER.get(m, len(_METRIC_ORDER)), m))
+    spec = get_metric(metric)
+    values = rows[rows["metric"] == metric].groupby("method")["value"].first()
+
+    def key(method: str) -> tuple[bool, float, str]:
+        value = values.get(method, np.nan)
+        if pd.isna(value):
+            return (True, 0.0, method)
+        shown = float(np.round(value, spec.decimals)) if np.isfinite(value) else float(value)
+        return (False, -shown if spec.higher_better else shown, method)
+
+    return sorted(methods, key=key) + tail
 
 
 def leaderboard_markdown(board: pd.DataFrame, *, title: str, command: str | None) -> str:

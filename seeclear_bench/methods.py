@@ -9,8 +9,9 @@ actor (`get_upscaler`), hands it whole videos and does not know which method it 
 Built-ins: ``bicubic`` is MATLAB's ``imresize(lr, scale, 'bicubic')`` (the kernel behind the field's bicubic rows,
 e.g. 26.14 dB on REDS4 and 23.78 dB on Vid4); ``lanczos`` is MATLAB's ``lanczos3``; ``seeclear`` samples a SeeClear
 checkpoint over the whole video in one ``SeeClear.sample`` call, so its CaTeGory memory is carried from clip to clip.
-A new method is a class with ``__call__`` and ``describe`` added to `get_upscaler`, `describe_method` and
-:data:`METHOD_NAMES`.
+A method of your own needs no edit here: a spec's ``[methods.NAME]`` table names a Python entry point or a program
+(:mod:`seeclear_bench.plugins`), which `get_upscaler`, `describe_method` and `uses_gpu` dispatch to. A method may also
+have ``provenance()``: JSON-able facts recorded with each prediction that are not part of its identity.
 
 This module must not import ray; torch and the model are imported only by ``seeclear``.
 """
@@ -221,11 +222,37 @@ def _unknown(name: str) -> SeeClearError:
     return SeeClearError(f"unknown method {name!r}{did_you_mean(name, METHOD_NAMES)}; valid: {', '.join(METHOD_NAMES)}")
 
 
+def hr_problem(hr: Any, lr: np.ndarray, scale: int) -> str | None:
+    """What is wrong with a method's output for ``lr`` at ``scale`` (frame count, size, channels, dtype), or None."""
+    want = (len(lr), lr.shape[1] * scale, lr.shape[2] * scale, 3)
+    shape, dtype = getattr(hr, "shape", None), str(getattr(hr, "dtype", ""))
+    if shape is None or not isinstance(hr, np.ndarray):
+        return f"returned a {type(hr).__name__}, expected a numpy array {want} uint8"
+    if hr.ndim != 4 or hr.shape[-1] != 3:
+        return f"returned shape {tuple(shape)}, expected (t, h*scale, w*scale, 3) = {want}"
+    if hr.shape[0] != want[0]:
+        return f"returned {hr.shape[0]} frames for {want[0]} LR frames"
+    if tuple(shape) != want:
+        return f"returned frames of {shape[2]}x{shape[1]}, expected {want[2]}x{want[1]} (x{scale} of {lr.shape[2]}x{lr.shape[1]})"
+    if dtype != "uint8":
+        return f"returned dtype {dtype}, expected uint8 (0..255)"
+    return None
+
+
+def _plugin(name: str, methods_cfg: Any) -> Any:
+    """The ``[methods.<name>]`` table of a method of your own, or None."""
+    return None if methods_cfg is None else getattr(methods_cfg, "plugins", {}).get(name)
+
+
 def get_upscaler(name: str, methods_cfg: Any = None, *, weights: Literal["model", "ema"] = "model") -> Upscaler:
     """Build the method called ``name``; ``methods_cfg`` (a ``MethodsConfig``) holds the settings of those that have
-    any (``seeclear``: its checkpoint, loaded with ``weights``)."""
+    any (``seeclear``: its checkpoint, loaded with ``weights``; your own: its ``[methods.NAME]`` table)."""
     if name in UPSCALERS:
         return UPSCALERS[name]
+    if (plugin := _plugin(name, methods_cfg)) is not None:
+        from seeclear_bench.plugins import build_plugin
+
+        return build_plugin(name, plugin)
     if name == "seeclear":
         s = _seeclear_settings(methods_cfg)
         return SeeClearUpscaler(s.checkpoint, preset=s.preset, steps=s.steps, seed=s.seed, device=s.device,
@@ -237,6 +264,10 @@ def describe_method(name: str, methods_cfg: Any = None, *, weights: Literal["mod
     """``get_upscaler(name, ...).describe()`` without building the method (the driver's resume check)."""
     if name in UPSCALERS:
         return UPSCALERS[name].describe()
+    if (plugin := _plugin(name, methods_cfg)) is not None:
+        from seeclear_bench.plugins import describe_plugin
+
+        return describe_plugin(name, plugin)
     if name == "seeclear":
         s = _seeclear_settings(methods_cfg)
         return describe_checkpoint(s.checkpoint, steps=s.steps, seed=s.seed, weights=weights)
@@ -245,6 +276,8 @@ def describe_method(name: str, methods_cfg: Any = None, *, weights: Literal["mod
 
 def uses_gpu(name: str, methods_cfg: Any = None) -> bool:
     """Whether the method computes on a GPU when the cluster has one (its actors then ask Ray for one)."""
+    if (plugin := _plugin(name, methods_cfg)) is not None:
+        return bool(plugin.gpu)
     return name == "seeclear" and _seeclear_settings(methods_cfg).device != "cpu"
 
 

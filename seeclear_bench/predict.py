@@ -163,9 +163,10 @@ def predict_video(row: Mapping[str, Any], methods: Mapping[str, Upscaler], outpu
         mp4: `mp4_settings`, to also write ``<clip>.mp4``; None: frames only.
 
     Raises:
-        SeeClearError: an unreadable input (naming it), a method that fails (``<method>: <its line>``) or returns
-            the wrong shape, or no scale known.
+        SeeClearError: an unreadable input (naming it), a method that fails or returns the wrong frame count, size
+            or dtype (``method <name> on <dataset>/<clip>: <what>``), or no scale known.
     """
+    from seeclear_bench.methods import hr_problem
     from seeclear_bench.provenance import device_name
 
     dataset, clip = row["dataset"], row["clip_id"]
@@ -189,14 +190,15 @@ def predict_video(row: Mapping[str, Any], methods: Mapping[str, Upscaler], outpu
         try:
             hr = method(lr, scale, key=f"{dataset}/{clip}")
         except Exception as exc:
-            raise SeeClearError(f"{name}: {one_line(exc)}") from exc
-        want = (len(lr), lr.shape[1] * scale, lr.shape[2] * scale, 3)
-        if getattr(hr, "shape", None) != want or str(getattr(hr, "dtype", "")) != "uint8":
-            raise SeeClearError(f"method {name} returned {getattr(hr, 'shape', type(hr))} "
-                                f"{getattr(hr, 'dtype', '')} for {dataset}/{clip}, expected {want} uint8")
+            raise SeeClearError(f"method {name} on {dataset}/{clip}: {one_line(exc)}") from exc
+        problem = hr_problem(hr, lr, scale)
+        if problem:
+            raise SeeClearError(f"method {name} on {dataset}/{clip}: {problem}")
+        provenance = getattr(method, "provenance", None)  # what is recorded beyond the identity (plug-ins)
         _write(predictions, row, indices, hr, {
             "method": name, "identity": video_identity(row, described), "dataset": dataset, "clip": clip,
-            "scale": scale, "device": device_name(), **(extra_record or {})}, mp4)
+            "scale": scale, "device": device_name(), **({"method_provenance": provenance()} if provenance else {}),
+            **(extra_record or {})}, mp4)
         written += 1
     return written
 
@@ -215,6 +217,7 @@ def _write(predictions: PredictionSet, row: Mapping[str, Any], indices: list[int
            record: dict[str, Any], mp4: dict[str, Any] | None) -> None:
     """Frames first, the record last; every older record of the clip (a redone video, or per-window records of
     earlier versions) is removed before anything is written, so the clip never looks complete while it is."""
+    from seeclear_bench._pause import pause_point
     from seeclear_bench.data.frames import encode_png
 
     dataset, clip = row["dataset"], row["clip_id"]
@@ -225,6 +228,8 @@ def _write(predictions: PredictionSet, row: Mapping[str, Any], indices: list[int
         data = encode_png(frame)
         io.write_bytes(predictions.frame(dataset, clip, index), data)
         checksums[frame_name(index)] = io.sha256_bytes(data)
+        if len(checksums) == 1:  # test-only: a fault test kills the actor here, mid-video (seeclear_bench._pause)
+            pause_point("predict-first-frame-written")
     record["frames"] = checksums
     if mp4 is not None:
         record["video"] = _write_mp4(predictions, row, hr, mp4)

@@ -201,6 +201,57 @@ def _write_part(out_url: str, dataset: str, group: int, part: int, samples: list
 
 # -- evaluate ------------------------------------------------------------------------------------------------------
 def score_with_reuse(
+    layout: RunLayout | None,
+    *,
+    dataset: str,
+    clip: str,
+    gt: tuple[str, Callable[[], np.ndarray]],
+    preds: Mapping[str, tuple[str, Callable[[], np.ndarray]]],
+    metrics: Sequence[str],
+    protocols: Sequence[str],
+    frames: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Score one clip under each of ``protocols``, reusing every (method, metric) result kept in ``layout`` whose
+    inputs are unchanged.
+
+    A metric whose values a later protocol would not change
+    (:func:`~seeclear_bench.metrics.registry.same_values_under`: tOF, which fixes its own colour and crop, under an RGB
+    and a Y protocol) is scored once, under the first protocol that needs it, and its rows carry that protocol. Each
+    protocol's rows are kept at ``layout.metrics_part(dataset, clip, protocol)`` (:func:`_score_part`). Frames are
+    decoded once, whatever the number of protocols.
+
+    Args:
+        layout: The folder whose ``metrics/parts`` keep the rows; None: always score everything, keep nothing.
+        gt: (digest of the ground-truth frames, a loader of ``(t h w 3)`` uint8 frames).
+        preds: ``{method: (digest of its frames, loader)}``; loaders run only when that method is scored.
+        protocols: Protocol preset names, in order.
+        frames: The clip's frame numbers for the rows (default ``0..t-1``).
+
+    Returns:
+        The clip's rows of the per-frame table for ``preds`` x ``metrics`` x ``protocols`` (and the ground truth's own
+        rows for the metrics that read the prediction alone), ``metric_hash`` included.
+    """
+    import functools
+
+    from seeclear_bench.metrics.protocols import get_protocol
+    from seeclear_bench.metrics.registry import same_values_under
+
+    gt = (gt[0], functools.cache(gt[1]))
+    preds = {name: (digest, functools.cache(load)) for name, (digest, load) in preds.items()}
+    seen: set[str] = set()
+    parts = []
+    for name in protocols:
+        protocol = get_protocol(name)
+        todo = [m for m in metrics if same_values_under(m, protocol) not in seen]
+        seen |= {same_values_under(m, protocol) for m in todo}
+        if todo:
+            parts.append(_score_part(None if layout is None else layout.metrics_part(dataset, clip, name),
+                                     dataset=dataset, clip=clip, gt=gt, preds=preds, metrics=todo,
+                                     protocol_name=name, frames=frames))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _score_part(
     part_url: str | None,
     *,
     dataset: str,
@@ -211,24 +262,16 @@ def score_with_reuse(
     protocol_name: str,
     frames: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Score one clip, reusing every (method, metric) result kept at ``part_url`` whose inputs are unchanged.
+    """Score one clip under one protocol, reusing every (method, metric) result kept at ``part_url`` whose inputs are
+    unchanged.
 
     The rows are kept as ``part_url`` (``.parquet``) with a record beside it (``.json``): the protocol hash, the
     SHA-256 digest of the ground-truth frames and of each method's frames, and each metric's hash. A later call
     scores only the (method, metric) pairs whose method frames, metric hash, ground truth or protocol changed, or that
     were not scored before: adding a metric scores that metric only, adding a method that method only. The record is
     removed before the part is rewritten and written last, so a half-rewritten part is never trusted.
-
-    Args:
-        part_url: Where the clip's rows are kept; None: always score everything, keep nothing.
-        gt: (digest of the ground-truth frames, a loader of ``(t h w 3)`` uint8 frames).
-        preds: ``{method: (digest of its frames, loader)}``; loaders run only when that method is scored.
-        frames: The clip's frame numbers for the rows (default ``0..t-1``).
-
-    Returns:
-        The clip's rows of the per-frame table for ``preds`` x ``metrics`` (and the ground truth's own rows for the
-        metrics that read the prediction alone), ``metric_hash`` included.
     """
+    from seeclear_bench._pause import pause_point
     from seeclear_bench.metrics.protocols import get_protocol
     from seeclear_bench.metrics.registry import get_metric
     from seeclear_bench.metrics.scoring import GT_METHOD, row_metric_hash, score_clip
@@ -275,6 +318,7 @@ def score_with_reuse(
         io.remove(record_url)
         write_parquet(rows, part_url)
         io.write_json(record_url, record)
+        pause_point("metrics-part-written")
     return rows
 
 
@@ -289,7 +333,7 @@ def score_clip_from_shards(
     methods: Sequence[str],
     layout: RunLayout,
     metrics: Sequence[str],
-    protocol_name: str,
+    protocols: Sequence[str],
 ) -> pd.DataFrame:
     """Score every method's whole-video prediction of one clip (``layout.predictions(method)``) against the clip's
     HR frames, paired by frame index.
@@ -299,7 +343,8 @@ def score_clip_from_shards(
         shards_digest: Its shard set's content digest: each prediction's record must name it, and each frame scored
             must match the record (:func:`seeclear_bench.predict.read_predicted_frames`).
 
-    Resumable per (method, metric) through :func:`score_with_reuse`, kept as ``metrics/parts/<dataset>/<clip>``.
+    Resumable per (method, metric) through :func:`score_with_reuse`, kept as
+    ``metrics/parts/<dataset>/<protocol>/<clip>``.
 
     Returns:
         The clip's rows of the per-frame table (``metric_hash`` included).
@@ -320,9 +365,8 @@ def score_clip_from_shards(
         return lambda: np.stack([decode_frame(data, name=url) for url, data in pairs])
 
     preds = {name: (digest_frames([d for _, d in pairs]), loader(pairs)) for name, pairs in encoded.items()}
-    return score_with_reuse(layout.metrics_part(clip.dataset, clip.clip_id), dataset=clip.dataset, clip=clip.clip_id,
-                            gt=(digest_frames(gt), lambda: gt), preds=preds, metrics=metrics,
-                            protocol_name=protocol_name, frames=numbers)
+    return score_with_reuse(layout, dataset=clip.dataset, clip=clip.clip_id, gt=(digest_frames(gt), lambda: gt),
+                            preds=preds, metrics=metrics, protocols=protocols, frames=numbers)
 
 
 def load_clip(ref: Any) -> np.ndarray:
@@ -344,8 +388,8 @@ def score_clip_pair(
     method: str,
     dataset: str,
     metrics: Sequence[str],
-    protocol_name: str,
-    part_url: str | None = None,
+    protocols: Sequence[str],
+    layout: RunLayout | None = None,
 ) -> pd.DataFrame:
     """Score one predicted clip against its ground truth, for outside methods' predictions.
 
@@ -354,7 +398,8 @@ def score_clip_pair(
     them fit.
 
     Args:
-        part_url: where to keep the clip's rows (:func:`score_with_reuse`); None: always score, keep nothing.
+        layout: the folder whose ``metrics/parts`` keep the clip's rows (:func:`score_with_reuse`); None: always
+            score, keep nothing.
     """
     from seeclear_bench.metrics.scoring import digest_frames
 
@@ -364,7 +409,6 @@ def score_clip_pair(
             f"dataset {dataset}, clip {gt.clip_id}: prediction has {len(pred_frames)} frames, ground truth "
             f"{len(gt_frames)}"
         )
-    return score_with_reuse(part_url, dataset=dataset, clip=gt.clip_id,
-                            gt=(digest_frames(gt_frames), lambda: gt_frames),
+    return score_with_reuse(layout, dataset=dataset, clip=gt.clip_id, gt=(digest_frames(gt_frames), lambda: gt_frames),
                             preds={method: (digest_frames(pred_frames), lambda: pred_frames)}, metrics=metrics,
-                            protocol_name=protocol_name)
+                            protocols=protocols)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from seeclear_bench import io, provenance
+from seeclear_bench._pause import pause_point
 from seeclear_bench.checkpoints import latest_valid, list_checkpoints, memory_trained, newest_valid
 from seeclear_bench.data.shards import ShardDigest
 from seeclear_bench.errors import SeeClearError
@@ -412,6 +413,7 @@ def run_stage(job: StageJob, world: World, *, progress: bool = True) -> None:
             _write_csv(folder.val(stage), val_rows, VAL_COLUMNS)
 
         world.publish(job, step, save, metrics)
+        pause_point(f"train-checkpoint-{step}")  # test-only: fault tests act here (seeclear_bench._pause)
 
     while step < cfg.steps:
         optimizer.zero_grad(set_to_none=True)

@@ -91,7 +91,6 @@ MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # not ImageNet's: shows the folde
 def tiny_mask2former(tmp_path_factory):
     """A randomly initialised Mask2Former (6 queries, 32 wide) saved with save_pretrained, with a
     preprocessor_config.json carrying its normalisation. Returns (folder, model)."""
-    pytest.importorskip("transformers")
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
 
     swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,

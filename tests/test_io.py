@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -40,13 +41,24 @@ def test_missing_file_is_one_line_error(tmp_path):
         io.read_bytes(str(tmp_path / "nope"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; covered by the read-only protocol test")
-def test_unwritable_output(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    with pytest.raises(SeeClearError, match="not writable"):
-        io.check_writable(str(locked / "sub"))
+def test_unwritable_output():
+    """A folder the system refuses to create, for every user, root included (CI runs as root, where a chmod-ed
+    folder would not stop it): sysfs takes no new entries (EPERM, or EROFS where /sys is mounted read-only)."""
+    with pytest.raises(SeeClearError, match=r"^output '/sys/seeclear-out/\.write-probe-[0-9a-f]{8}' is not writable: "
+                                            r"(Operation not permitted|Read-only file system)$"):
+        io.check_writable("/sys/seeclear-out")
+    assert not os.path.exists("/sys/seeclear-out")
+
+
+def test_write_under_a_file_is_one_line(tmp_path):
+    """A write whose folder cannot be made (a file where a parent folder should be: ENOTDIR, for root too) is one
+    line naming the output, and leaves nothing behind."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    url = str(blocker / "run" / "x.json")
+    with pytest.raises(SeeClearError, match=rf"^output '{re.escape(url)}' is not writable: Not a directory$"):
+        io.write_json(url, {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and blocker.read_text() == "x"
 
 
 def test_unwritable_output_file_in_the_way(tmp_path):

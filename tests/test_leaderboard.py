@@ -44,7 +44,8 @@ def results() -> pd.DataFrame:
 
 def test_board_values_and_order() -> None:
     board = build_leaderboard(results())
-    assert board.index.tolist() == ["BasicVSR", "bicubic", "copy"]  # sorted by name, deterministic
+    # ranked on the first metric (PSNR) of the first column group (REDS4), best first
+    assert board.index.tolist() == ["copy", "BasicVSR", "bicubic"]
     assert board.columns.tolist() == [("REDS4", "psnr"), ("REDS4", "ssim"), ("Vid4", "psnr"), ("Vid4", "ssim")]
     assert board.loc["bicubic", ("REDS4", "psnr")] == pytest.approx((26.1 + 26.2) / 2, abs=1e-12)
     assert board.loc["BasicVSR", ("Vid4", "ssim")] == pytest.approx(0.825, abs=1e-12)
@@ -54,6 +55,21 @@ def test_board_values_and_order() -> None:
     assert board.attrs["inf_frames"] == [["copy", "REDS4", "psnr", 4, 4, "counted as 100 dB"]]
     shuffled = results().sample(frac=1.0, random_state=np.random.RandomState(0)).reset_index(drop=True)
     pd.testing.assert_frame_equal(build_leaderboard(shuffled), board)
+
+
+def test_rows_follow_the_rank_on_the_first_column_unscored_and_ground_truth_last() -> None:
+    from seeclear_bench.leaderboard import method_order
+
+    table = pd.DataFrame({
+        "method": ["b", "a", "c", "ground-truth", "d", "a"],
+        "dataset": ["REDS4", "REDS4", "REDS4", "REDS4", "Vid4", "REDS4"],
+        "metric": ["psnr", "psnr", "psnr", "psnr", "psnr", "tof"],
+        "value": [30.004, 30.001, 31.0, 99.0, 40.0, 0.1],
+    })
+    # b and a tie as displayed (30.00): by name; d has no REDS4 PSNR; the ground truth is not ranked
+    assert method_order(table) == ["c", "a", "b", "d", "ground-truth"]
+    tof = table[table["metric"] == "psnr"].assign(metric="tof", value=[0.3, 0.2, 0.25, 0.0, 0.1])
+    assert method_order(tof) == ["a", "c", "b", "d", "ground-truth"]  # tOF: lower is better
 
 
 def test_mixed_protocols_in_one_column_are_refused() -> None:
@@ -85,9 +101,9 @@ def test_markdown_is_exact() -> None:
         "\n"
         "| Method | REDS4 (PSNR↑ / SSIM↑) | Vid4 (PSNR↑ / SSIM↑) |\n"
         "|:---|:---:|:---:|\n"
+        "| copy | **100.00** / **1.0000** | – / – |\n"
         "| BasicVSR | <u>31.41</u> / <u>0.8904</u> | **27.25** / **0.8250** |\n"
         "| bicubic | 26.15 / 0.7300 | <u>23.75</u> / <u>0.6350</u> |\n"
-        "| copy | **100.00** / **1.0000** | – / – |\n"
         "\n"
         "Best per column in **bold**, second best <u>underlined</u>; ↑ higher is better, ↓ lower is better.\n"
         "- copy, REDS4 PSNR: 4 of 4 frames identical to the ground truth (inf), counted as 100 dB.\n"

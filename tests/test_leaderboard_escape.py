@@ -6,15 +6,11 @@ import re
 
 import pandas as pd
 import pytest
+from markdown_it import MarkdownIt  # a CommonMark renderer: a test dependency (pyproject's `test` extra)
 
 from seeclear_bench.leaderboard import build_leaderboard, escape_markdown, leaderboard_markdown
 from seeclear_bench.metrics.protocols import get_protocol
 from seeclear_bench.metrics.tables import frame_rows
-
-try:  # a CommonMark renderer when one is installed; the text assertions below hold either way
-    from markdown_it import MarkdownIt
-except ImportError:  # pragma: no cover - depends on the environment
-    MarkdownIt = None
 
 REDS = get_protocol("basicsr-reds4-rgb")
 SCRIPT = "<script>alert(1)</script>"
@@ -30,8 +26,8 @@ def _board(methods: list[str], dataset: str = "D") -> pd.DataFrame:
     ))
 
 
-def _render(text: str) -> str | None:
-    return None if MarkdownIt is None else MarkdownIt("commonmark").enable("table").render(text)
+def _render(text: str) -> str:
+    return MarkdownIt("commonmark").enable("table").render(text)
 
 
 def test_hostile_names_render_as_text_not_html() -> None:
@@ -43,11 +39,10 @@ def test_hostile_names_render_as_text_not_html() -> None:
     assert "# board &lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert f"Command: `seeclear-bench report {IMG}`" in text  # a code span shows it verbatim and is never HTML
     rendered = _render(text)
-    if rendered is not None:
-        assert "<script" not in rendered and "<img" not in rendered, rendered
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", rendered)
-        assert html.escape(SCRIPT, quote=False) in cells and html.escape(IMG, quote=False) in cells
-        assert f"<h1>board {html.escape(SCRIPT, quote=False)}</h1>" in rendered
+    assert "<script" not in rendered and "<img" not in rendered, rendered
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rendered)
+    assert html.escape(SCRIPT, quote=False) in cells and html.escape(IMG, quote=False) in cells
+    assert f"<h1>board {html.escape(SCRIPT, quote=False)}</h1>" in rendered
 
 
 def test_markdown_characters_in_a_name_stay_literal_and_in_their_cell() -> None:
@@ -57,11 +52,10 @@ def test_markdown_characters_in_a_name_stay_literal_and_in_their_cell() -> None:
     assert "\\*bold\\*" in row and "\\_it\\_" in row and "\\[link\\]" in row and "&amp;" in row
     assert "| line break |" in text  # a newline would end the table row
     rendered = _render(text)
-    if rendered is not None:
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", rendered)
-        assert html.escape(MARKUP, quote=False) in cells, cells
-        body = rendered[rendered.index("<tbody>"):]
-        assert not re.search(r"<(em|a|code|del|h1)\b", body), body
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rendered)
+    assert html.escape(MARKUP, quote=False) in cells, cells
+    body = rendered[rendered.index("<tbody>"):]
+    assert not re.search(r"<(em|a|code|del|h1)\b", body), body
 
 
 @pytest.mark.parametrize("name", [SCRIPT, IMG, MARKUP, "- item", "+ x", "12. ordinal", "3) x", "&lt;", "plain-name_1"])
@@ -69,6 +63,4 @@ def test_escape_markdown_round_trips_through_a_renderer(name: str) -> None:
     escaped = escape_markdown(name)
     assert "<" not in escaped and ">" not in escaped
     rendered = _render(f"- {escaped}, noted")  # a list item: block markers at the start must stay text
-    if rendered is None:
-        pytest.skip("no Markdown renderer installed")
     assert rendered == f"<ul>\n<li>{html.escape(name, quote=False)}, noted</li>\n</ul>\n"

@@ -72,10 +72,12 @@ def test_clip_folders_with_names_that_are_not_plain_are_slugged_and_labelled(tmp
 
 def test_layout_refuses_every_path_outside_its_root(tmp_path):
     layout = RunLayout(str(tmp_path / "run"))
-    assert layout.metrics_part("REDS4", "000") == f"{tmp_path}/run/metrics/parts/REDS4/000.parquet"
+    assert layout.metrics_part("REDS4", "000", "basicsr-reds4-rgb") == \
+        f"{tmp_path}/run/metrics/parts/REDS4/basicsr-reds4-rgb/000.parquet"
     assert layout.predictions("bicubic").frame("REDS4", "000", 7) == f"{tmp_path}/run/predictions/bicubic/REDS4/000/00000007.png"
     for call in (lambda: layout.shards(HOSTILE), lambda: layout.predictions("../m"),
-                 lambda: layout.metrics_part("d", HOSTILE), lambda: layout.predictions("m").clip("d", ".."),
+                 lambda: layout.metrics_part("d", HOSTILE, "p"), lambda: layout.metrics_part("d", "c", HOSTILE),
+                 lambda: layout.predictions("m").clip("d", ".."),
                  lambda: PredictionSet(str(tmp_path)).member("d", "c", "../../etc/passwd")):
         with pytest.raises(SeeClearError, match="not a plain name"):
             call()

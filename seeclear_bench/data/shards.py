@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from seeclear_bench import io
+from seeclear_bench._pause import pause_point
 from seeclear_bench.data import schema
 from seeclear_bench.data.frames import decode_frame, encode_png, rgb8_png_size
 from seeclear_bench.errors import SeeClearError
@@ -252,6 +253,7 @@ def write_shard(url: str, samples: Sequence[Sample]) -> ShardInfo:
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
                     tar.addfile(info, _pyio.BytesIO(data))
+    pause_point("shard-written")  # test-only: an interrupt test signals the run here (seeclear_bench._pause)
     return ShardInfo(url=url, name=io.basename(url), n_samples=len(ordered), n_bytes=writer.n_bytes,
                      sha256=writer.digest.hexdigest(), keys=tuple(keys))
 

@@ -48,6 +48,8 @@ class MetricSpec:
         clip_fn: The scoring function (``kind == "clip"``), shared signature :class:`ClipMetricFn`.
         reference: ``"full"`` compares with ground truth; ``"none"`` scores the prediction alone (gt is ignored).
         weights: Names in :data:`seeclear_bench.metrics.weights.WEIGHTS` of the local files the metric loads.
+        protocol_fields: The :class:`Protocol` fields the metric's values depend on (:func:`same_values_under`).
+            tOF, tLP and warping error fix their own colour and crop, so only the frame selection matters to them.
     """
 
     name: str
@@ -61,6 +63,24 @@ class MetricSpec:
     clip_fn: ClipMetricFn | None = None
     reference: Literal["full", "none"] = "full"
     weights: tuple[str, ...] = ()
+    protocol_fields: tuple[str, ...] = ("channel", "crop", "crop_border", "rounding", "frame_selection")
+
+
+# what the tables do with a metric's rows: the dataset mean, and the mean of infinite values
+_AGGREGATION_FIELDS: Final = ("aggregation", "inf_policy", "psnr_cap", "data_range")
+_RGB_FIELDS: Final = ("crop", "crop_border", "rounding", "frame_selection")
+
+
+def same_values_under(name: str, protocol: Protocol) -> str:
+    """A key of what metric ``name`` reads of ``protocol`` (:attr:`MetricSpec.protocol_fields`) and how its rows are
+    aggregated: two protocols with the same key give the metric identical rows and means, so a clip scored under
+    several protocols scores it once (under the first) and lists it once."""
+    import hashlib
+    import json
+
+    fields = {f: getattr(protocol, f) for f in (*get_metric(name).protocol_fields, *_AGGREGATION_FIELDS)}
+    canonical = json.dumps({"metric": name, "protocol": fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def apply_protocol_crop(pred: FramesLike, gt: FramesLike, protocol: Protocol) -> tuple[FramesLike, FramesLike, int]:
@@ -255,6 +275,7 @@ METRICS.update(
             description="LPIPS v0.1 AlexNet, RGB in [-1, 1] (x/127.5-1), protocol crop; lpips package = pyiqa 'lpips'",
             fn=_lpips_alex,
             weights=("alexnet", "lpips-alex-v0.1"),
+            protocol_fields=_RGB_FIELDS,
         ),
         "lpips-vgg": MetricSpec(
             name="lpips-vgg",
@@ -265,6 +286,7 @@ METRICS.update(
             fn=_lpips_vgg,
             display_name="LPIPS-VGG",
             weights=("vgg16", "lpips-vgg-v0.1"),
+            protocol_fields=_RGB_FIELDS,
         ),
         "dists": MetricSpec(
             name="dists",
@@ -274,6 +296,7 @@ METRICS.update(
             description="DISTS (Ding et al. 2020), RGB in [0, 1], protocol crop; pyiqa 'dists' architecture (pyiqa needed)",
             fn=_dists,
             weights=("vgg16", "dists"),
+            protocol_fields=_RGB_FIELDS,
         ),
         "tlp": MetricSpec(
             name="tlp",
@@ -285,6 +308,7 @@ METRICS.update(
             decimals=2,
             display_name="tLP",
             weights=("alexnet", "lpips-alex-v0.1"),
+            protocol_fields=("frame_selection",),
         ),
         "tlp-stablevsr": MetricSpec(
             name="tlp-stablevsr",
@@ -296,6 +320,7 @@ METRICS.update(
             decimals=2,
             display_name="tLP-StableVSR",
             weights=("alexnet", "lpips-alex-v0.1"),
+            protocol_fields=("frame_selection",),
         ),
         "niqe": MetricSpec(
             name="niqe",
@@ -307,6 +332,7 @@ METRICS.update(
             reference="none",
             decimals=3,
             weights=("niqe",),
+            protocol_fields=_RGB_FIELDS,
         ),
         "musiq": MetricSpec(
             name="musiq",
@@ -319,6 +345,7 @@ METRICS.update(
             decimals=2,
             display_name="MUSIQ",
             weights=("musiq-koniq",),
+            protocol_fields=_RGB_FIELDS,
         ),
         "clipiqa": MetricSpec(
             name="clipiqa",
@@ -330,6 +357,7 @@ METRICS.update(
             reference="none",
             display_name="CLIP-IQA",
             weights=("clip-rn50",),
+            protocol_fields=_RGB_FIELDS,
         ),
     }
 )
@@ -351,6 +379,7 @@ def _temporal_spec(name: str, *, display_name: str, description: str, decimals: 
         display_name=display_name,
         reference="none" if variant.quantity == "ewarp" else "full",
         weights=(variant.weights,) if variant.weights else (),
+        protocol_fields=("frame_selection",),
     )
 
 

@@ -95,8 +95,8 @@ def validate_frames_df(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
     Raises:
         SeeClearError: Missing columns, empty table, non-string ids, non-integer or negative frames, NaN or ``-inf``
-            values, unknown metrics, or duplicate (method, dataset, clip, frame, metric) rows; the message names
-            ``source`` and the first offending row.
+            values, unknown metrics, or duplicate (method, dataset, clip, frame, metric) rows under one protocol;
+            the message names ``source`` and the first offending row.
     """
     missing = [c for c in FRAME_COLUMNS if c not in df.columns]
     if missing:
@@ -140,12 +140,12 @@ def validate_frames_df(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise SeeClearError(
             f"{source}: row {row} has unknown metric {name!r}; expected one of {sorted(METRICS)}{did_you_mean(name, METRICS)}"
         )
-    duplicated = df.duplicated(list(KEY_COLUMNS), keep="first").to_numpy()
+    duplicated = df.duplicated([*KEY_COLUMNS, "protocol_hash"], keep="first").to_numpy()
     if duplicated.any():
         row = df.index[np.argmax(duplicated)]
         raise SeeClearError(
             f"{source}: row {row} repeats ({_describe(df, row)}); each (method, dataset, clip, frame, metric) must "
-            "appear once, drop the duplicate run or rename its method"
+            "appear once per protocol, drop the duplicate run or rename its method"
         )
     return df
 
@@ -232,6 +232,27 @@ def dataset_table(
         table = _attach_constant_extras(table.drop(columns=["weighted", "n_used"]), grouped, clips.columns, CLIP_COLUMNS)
         parts.append(table)
     return _finish(pd.concat(parts, ignore_index=True), DATASET_COLUMNS, ["method", "dataset", "metric"])
+
+
+def summary_text(datasets_df: pd.DataFrame, *, width: int = 100) -> str:
+    """A terminal-sized view of a :func:`dataset_table`: one line per (method, dataset, protocol) with the clip count
+    and each metric's dataset value at its leaderboard precision, columns wrapped to ``width``; a protocol with a
+    metric scored under another protocol (:func:`~seeclear_bench.metrics.registry.same_values_under`) shows ``-``."""
+    from seeclear_bench.metrics.registry import METRICS, get_metric
+
+    order = {name: i for i, name in enumerate(METRICS)}
+    metrics = sorted(datasets_df["metric"].unique(), key=lambda m: (order.get(m, len(order)), m))
+    keys = ["method", "dataset", "protocol"]
+    table = datasets_df.pivot_table(index=keys, columns="metric", values="value", aggfunc="first", sort=True)
+    clips = datasets_df.groupby(keys, sort=True)["n_clips"].max()
+    out = pd.DataFrame(index=table.index)
+    out["clips"] = clips.reindex(table.index).astype(int)
+    for metric in metrics:
+        spec = get_metric(metric)
+        label = f"{spec.display_name or metric.upper()}{'↑' if spec.higher_better else '↓'}"
+        out[label] = [("-" if pd.isna(v) else f"{v:.{spec.decimals}f}") for v in table[metric]]
+    text = out.reset_index().to_string(index=False, line_width=width)
+    return text
 
 
 def _frame_means(frames_df: pd.DataFrame, proto: Protocol, keys: pd.DataFrame) -> np.ndarray:

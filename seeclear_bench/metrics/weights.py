@@ -19,23 +19,20 @@ from there.
 Every directory :func:`fetch` writes to gets a ``seeclear-weights.json`` registry recording the SHA-256 of each file
 it downloaded; :func:`list_weights` checks files against it and against the published digests.
 
-This module imports the standard library and ``seeclear_bench.io``; torch only inside :func:`hub_dir`.
+This module imports the standard library, ``seeclear_bench.io`` and ``seeclear_bench.download``; torch only inside :func:`hub_dir`.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from seeclear_bench import io
+from seeclear_bench.download import digest_matches, download, read_downloads, record_download
+from seeclear_bench.download import file_sha256 as file_sha256
 from seeclear_bench.errors import SeeClearError, did_you_mean
 
 logger = logging.getLogger(__name__)
@@ -233,24 +230,6 @@ def locate(name: str) -> Path:
     )
 
 
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 hex digest of a local file, memoised per (path, size, mtime) so large backbones are hashed once."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    digest = _SHA_MEMO.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        digest = _SHA_MEMO[key] = h.hexdigest()
-    return digest
-
-
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
 def digests(names: Iterable[str]) -> dict[str, str]:
     """``{name: sha256}`` of the local files of weights ``names`` (raises as :func:`locate` when one is missing).
 
@@ -261,15 +240,15 @@ def digests(names: Iterable[str]) -> dict[str, str]:
 
 def matches_known(name: str, digest: str) -> bool | None:
     """Whether ``digest`` agrees with the published digest (or prefix) of weights ``name``; None when none is known."""
-    known = get_weight_spec(name).sha256
-    return None if known is None else digest.startswith(known.lower())
+    return digest_matches(digest, get_weight_spec(name).sha256)
 
 
 def fetch(name: str, *, force: bool = False, url: str | None = None) -> Path:
     """Download weights ``name`` into the first cache directory, verified and recorded.
 
-    The bytes stream to a temporary name beside the target while being hashed; the file is renamed into place only
-    when the SHA-256 agrees with the published digest (when one is known). The digest is then recorded in
+    :func:`seeclear_bench.download.download` streams the bytes to ``NAME.part`` beside the target (an interrupted
+    download resumes from there) and renames the file into place only when its SHA-256 agrees with the published
+    digest (when one is known). The digest is then recorded in
     ``seeclear-weights.json`` in the same directory.
 
     Args:
@@ -290,31 +269,10 @@ def fetch(name: str, *, force: bool = False, url: str | None = None) -> Path:
         logger.info("weights %s already present at %s", name, target)
         return target
     source = url or spec.url
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with urllib.request.urlopen(source, timeout=60) as response, io.atomic_open(str(target)) as out:
-            while block := response.read(1 << 20):
-                h.update(block)
-                out.write(block)
-                size += len(block)
-            digest = h.hexdigest()
-            if matches_known(name, digest) is False:
-                # Raised inside atomic_open: the temporary file is removed and nothing appears under the final name.
-                raise SeeClearError(
-                    f"weights {name!r} downloaded from {source} have sha256 {digest}, expected {spec.sha256}; "
-                    f"refusing to install a corrupt or different file at {target}"
-                )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        if isinstance(exc, SeeClearError):
-            raise
-        reason = getattr(exc, "reason", None) or exc
-        raise SeeClearError(
-            f"cannot download weights {name!r} from {source}: {reason}; check the network, or download the file by "
-            f"hand and put it at {target}"
-        ) from exc
-    _record(target, name=name, digest=digest, size=size, source=source)
-    logger.info("fetched weights %s (%d bytes, sha256 %s) to %s", name, size, digest, target)
+    got = download(source, target, what=f"weights {name!r}", sha256=spec.sha256,
+                   if_unreachable=f"check the network, or download the file by hand and put it at {target}")
+    _record(target, name=name, digest=got.sha256, size=got.size, source=source)
+    logger.info("fetched weights %s (%d bytes, sha256 %s) to %s", name, got.size, got.sha256, target)
     return target
 
 
@@ -359,24 +317,12 @@ def list_weights() -> list[dict[str, Any]]:
 
 
 def _record(path: Path, *, name: str, digest: str, size: int, source: str) -> None:
-    registry = _read_registry(path.parent)
-    registry[path.name] = {"name": name, "sha256": digest, "size": size, "url": source}
-    io.write_json(str(path.parent / REGISTRY_NAME), registry)
+    record_download(path.parent / REGISTRY_NAME, "weights", path.name,
+                    {"name": name, "sha256": digest, "size": size, "url": source})
 
 
 def _read_registry(directory: Path) -> dict[str, Any]:
-    path = directory / REGISTRY_NAME
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SeeClearError(
-            f"{path} is not a readable JSON weights registry ({exc}); delete it and fetch again"
-        ) from exc
-    if not isinstance(data, dict):
-        raise SeeClearError(f"{path} should hold a JSON object of file records, found {type(data).__name__}; delete it")
-    return data
+    return read_downloads(directory / REGISTRY_NAME, "weights")
 
 
 def _lpips_package_dir() -> Path:

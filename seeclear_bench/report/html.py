@@ -19,6 +19,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from seeclear_bench.leaderboard import method_order
 from seeclear_bench.metrics.registry import METRICS, get_metric
 from seeclear_bench.report.plots import Picture, slug
 from seeclear_bench.report.provenance import (
@@ -159,8 +160,7 @@ def _board(page: ReportPage, group: str, status: Mapping[tuple[str, str], str]) 
         head.append(f'<th data-first="{first}" title="{e(spec.description)}">{e(_label(metric))} {arrow}{e(unit)}</th>')
         head.append(f'<th data-first="ascending" title="rank by {e(_label(metric))}">#</th>')
     body = []
-    order = rows.assign(_r=rows["rank"].fillna(np.inf)).groupby("method")["_r"].min().sort_values(kind="stable")
-    for method in sorted(order.index, key=lambda m: (order[m], m)):
+    for method in [m for m in method_order(page.scores) if m in set(rows["method"])]:
         mine = rows[rows["method"] == method].set_index("metric")
         flag = status.get((method, group))
         is_gt = bool(mine["rank"].isna().all())

@@ -6,7 +6,8 @@ Owns the merging rules:
   unknown metrics, duplicates within the file);
 * rows are grouped by dataset *and* protocol: when one dataset was scored under several protocols, each protocol's
   rows become their own column group (``"REDS4 · basicsr-reds4-y (61716dfe32fe)"``); they never share a column and
-  the conflict is reported, never averaged;
+  are never averaged; it is reported as a conflict unless every table holding the dataset scored it under all of
+  them (the protocols were asked for together);
 * the same (method, dataset, clip, frame, metric) under one protocol in two tables is refused, naming both files
   and rows (``allow_identical=True`` keeps one copy when the two values are exactly equal, and reports it);
 * one metric computed by two variants (different ``metric_hash``) in one column group is refused, as is a column
@@ -204,7 +205,7 @@ def _column_groups(frames: pd.DataFrame, conflicts: list[str]) -> tuple[pd.DataF
             label = dataset if len(pairs) == 1 else f"{dataset} · {name} ({digest})"
             labels[(dataset, name, digest)] = label
             groups[label] = (dataset, name, digest)
-        if len(pairs) > 1:
+        if len(pairs) > 1 and not _asked_together(frames[frames["dataset"] == dataset], len(pairs)):
             described = []
             for name, digest in pairs:
                 sources = sorted(set(frames.loc[(frames["dataset"] == dataset) & (frames["protocol_hash"] == digest), "source"]))
@@ -215,6 +216,14 @@ def _column_groups(frames: pd.DataFrame, conflicts: list[str]) -> tuple[pd.DataF
         index = pd.MultiIndex.from_frame(frames[["dataset", "protocol", "protocol_hash"]])
         frames = frames.assign(dataset=[labels[k] for k in index])
     return frames, groups
+
+
+def _asked_together(rows: pd.DataFrame, n_protocols: int) -> bool:
+    """Whether every table holding this dataset scored it under all of its protocols (one evaluation asked for them,
+    e.g. ``protocols = { Vid4 = ["basicsr-vid4-y", "basicsr-reds4-rgb"] }``), rather than tables from different
+    evaluations each bringing their own."""
+    per_source = rows.groupby("source", sort=False)["protocol_hash"].nunique()
+    return bool((per_source == n_protocols).all())
 
 
 def _check_metric_variants(frames: pd.DataFrame) -> None:

@@ -62,10 +62,16 @@ def test_evaluate_outside_predictions_then_leaderboard(hr_source, tmp_path):
             up = read_frame(str(frame)).repeat(4, axis=0).repeat(4, axis=1)
             write_frame(str(pred / clip.name / frame.name), up)
     res = cli("evaluate", str(pred), "--gt", hr_source, "--method", "nearest", "--dataset", "demo",
-              "--out", str(tmp_path / "eval"), "--no-progress")
+              "--protocol", "basicsr-reds4-rgb,basicsr-vid4-y", "--out", str(tmp_path / "eval"), "--no-progress")
     assert res.returncode == 0, res.stderr
+    # the terminal gets a compact table (a line per protocol) and where the full tables are
+    lines = res.stdout.strip().splitlines()
+    assert max(map(len, lines[:3])) <= 100 and len(lines) == 4, res.stdout
+    assert lines[1].split()[:3] == ["nearest", "demo", "basicsr-reds4-rgb"] and lines[2].split()[2] == "basicsr-vid4-y"
+    assert lines[3].endswith(str(tmp_path / "eval" / "metrics"))
     frames = pd.read_parquet(tmp_path / "eval" / "metrics" / "frames.parquet")
-    assert len(frames) == 5 * 4 * 2 and set(frames["method"]) == {"nearest"}
+    assert len(frames) == 2 * 5 * 4 * 2 and set(frames["method"]) == {"nearest"}
+    frames = frames[frames["protocol"] == "basicsr-reds4-rgb"]
     row = frames[(frames["clip"] == "coffee_zoom") & (frames["frame"] == 0) & (frames["metric"] == "psnr")].iloc[0]
     p = read_frame(str(pred / "coffee_zoom" / "00000000.png")).astype(np.float64)
     g = read_frame(str(sorted((Path(hr_source) / "coffee_zoom").glob("*.png"))[0])).astype(np.float64)
@@ -74,7 +80,8 @@ def test_evaluate_outside_predictions_then_leaderboard(hr_source, tmp_path):
     board = cli("leaderboard", str(tmp_path / "eval" / "metrics" / "frames.parquet"), "--out", str(tmp_path / "board"))
     assert board.returncode == 0, board.stderr
     text = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert "nearest" in text and "demo" in text
+    assert "nearest" in text and "demo · basicsr-vid4-y" in text and "Conflicts" not in text
+    assert "## Per clip" in text and "| coffee\\_zoom | nearest |" in text
 
 
 def test_evaluate_refuses_mismatched_clips(hr_source, tmp_path):

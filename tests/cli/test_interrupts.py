@@ -1,7 +1,8 @@
 """SIGINT (Ctrl-C) and SIGTERM end any seeclear-bench command with exit 130 / 143 and one line (issue 11, item 5).
 
-The subprocess tests start the embedded demo (`seeclear-bench run`, which starts a local Ray), wait until its Ray is
-up and its prepare stage has begun, and signal it: Ctrl-C as a terminal sends it (to the whole process group), SIGTERM
+The subprocess tests start the embedded demo (`seeclear-bench run`, which starts a local Ray), wait until a task of
+its prepare stage is paused just after writing a shard (a test-only pause point, `seeclear_bench._pause`: Ray is up
+and the stage is mid-way), and signal it: Ctrl-C as a terminal sends it (to the whole process group), SIGTERM
 as ``kill PID`` does. Before this, Ctrl-C exited 0 printing nothing (typer returned the exit code 130 to a ``main``
 that ignored it) and SIGTERM ended in Ray's handlers (a C++ stack dump, exit 1, or an abort).
 """
@@ -112,35 +113,26 @@ def test_shutdown_ray_never_imports_ray():
 
 
 # -- the demo run, signalled --------------------------------------------------------------------------------------
-def _ray_started(proc: subprocess.Popen, out: Path, timeout: float) -> list:
-    """Wait until the run has started its Ray (a raylet among its children) and its prepare stage; return the
-    processes it started."""
-    import psutil
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and proc.poll() is None:
-        children = psutil.Process(proc.pid).children(recursive=True)
-        if (out / "shards").exists() and any("raylet" in " ".join(p.cmdline()) for p in children
-                                             if p.is_running()):
-            time.sleep(1.0)  # into the stage's first tasks
-            return psutil.Process(proc.pid).children(recursive=True)
-        time.sleep(0.2)
-    return []
+POINT = "shard-written"
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(("signum", "whole_group"), [(signal.SIGINT, True), (signal.SIGTERM, False)],
                          ids=["ctrl-c", "sigterm"])
-def test_signalled_run_exits_with_one_line_and_stops_ray(tmp_path, signum, whole_group):
-    pytest.importorskip("psutil")
+def test_signalled_run_exits_with_one_line_and_stops_ray(tmp_path, pause_points, signum, whole_group):
+    import psutil
+
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # with SEECLEAR_TEST_PAUSE_DIR
+    pause_points.arm(POINT)
     proc = subprocess.Popen([*EXE, "run", "--out", str(out), "--no-progress"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        started = _ray_started(proc, out, timeout=240)
-        assert started, "the run did not start Ray within 240 s"
+        (task, *_) = pause_points.wait(POINT, 240)  # a prepare task mid-stage: signalled there
+        started = psutil.Process(proc.pid).children(recursive=True)
+        assert task in {p.pid for p in started}
+        assert any("raylet" in _cmdline(p) for p in started)
         if whole_group:
             os.killpg(proc.pid, signum)  # a terminal's Ctrl-C reaches every process of the foreground group
         else:
@@ -158,6 +150,15 @@ def test_signalled_run_exits_with_one_line_and_stops_ray(tmp_path, signum, whole
     while time.monotonic() < deadline and any(_alive(p) for p in started):
         time.sleep(0.5)
     assert not [p for p in started if _alive(p)]  # Ray's processes (raylet, GCS, workers) are gone
+
+
+def _cmdline(process) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # ended meanwhile
+        return ""
 
 
 def _alive(process) -> bool:

@@ -24,7 +24,8 @@ OFF = {"blur_prob": 0.0, "noise_prob": 0.0, "jpeg_prob": 0.0, "codec_prob": 0.0,
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
+
     return skdata.astronaut()  # (512, 512, 3) uint8
 
 

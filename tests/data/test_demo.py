@@ -66,7 +66,8 @@ def test_video_clips_are_real_moving_texture(demo):
 
 
 def test_photos_are_the_scikit_image_ones():
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data
+
     from seeclear_bench.data.frames import read_frame
 
     for spec in PHOTO_CLIPS.values():

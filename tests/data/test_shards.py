@@ -309,7 +309,8 @@ def test_manifest_absent_or_inconsistent(tmp_path, two_shards):
 # -- WebDataset / torch ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_make_webdataset_with_dataloader(two_shards, num_workers):
-    torch = pytest.importorskip("torch")
+    import torch
+
     infos, originals = two_shards
     loader = torch.utils.data.DataLoader(shards.make_webdataset([i.url for i in infos]), batch_size=None,
                                          num_workers=num_workers)
@@ -327,7 +328,8 @@ def test_make_webdataset_with_dataloader(two_shards, num_workers):
 
 
 def test_make_webdataset_batches_and_shuffles_deterministically(tmp_path, rng):
-    torch = pytest.importorskip("torch")
+    import torch
+
     samples = [_sample(rng, "reds", "015", s, t=2) for s in range(0, 16, 2)]
     urls = [shards.write_shard(str(tmp_path / f"s{i}.tar"), samples[i::2]).url for i in range(2)]
     plain = [item["key"] for item in shards.make_webdataset(urls)]

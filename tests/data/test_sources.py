@@ -373,8 +373,6 @@ def test_memory_url(memory_root):
 
 @pytest.fixture
 def http_root(tmp_path):
-    pytest.importorskip("aiohttp", reason="fsspec's http filesystem needs aiohttp: pip install 'seeclear-bench[cloud]'")
-
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass

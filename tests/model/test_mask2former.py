@@ -13,8 +13,6 @@ from model.config import NetworkConfig
 from model.networks import Mask2FormerDistiller, SemanticDistiller, check_distiller
 from model.seeclear import SeeClear, SeeClearConfig
 
-pytest.importorskip("transformers")
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 QUERIES, CLASSES, WIDTH = 6, 5, 32

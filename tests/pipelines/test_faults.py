@@ -1,8 +1,10 @@
 """Faults: a training worker killed, the driver killed, an inference actor killed; each run still ends complete.
 
-Processes are killed by pid (SIGKILL), found from the pid files the workers and actors write
-(``<train>/workers/rank-R.json``, ``<out>/_actors/actor-PID.json``), or, for the driver, by the process group of the
-``seeclear-bench run`` subprocess this test started.
+Every kill happens at a known point, never after a sleep: the test arms a pause point (`seeclear_bench._pause`,
+the ``pause_points`` fixture), the worker stops there (after the step-N checkpoint is published; inside a video, one
+frame written and no record yet), the test kills it and then releases the point. Processes are killed by pid
+(SIGKILL): the pid a paused process reports, a rank's pid file (``<train>/workers/rank-R.json``), or, for the
+driver, the process group of the ``seeclear-bench run`` subprocess this test started.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,6 @@ from seeclear_bench.config import TrainStageConfig
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(path: Path, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if path.exists():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _kill(pid: int) -> bool:
@@ -47,10 +39,11 @@ def _shards(root: Path) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-def test_killed_training_worker_resumes_to_the_same_weights(ray_session, tmp_path):
+def test_killed_training_worker_resumes_to_the_same_weights(ray_session, pause_points, tmp_path):
     """Deterministic mode: data position, augmentation and noise are functions of the step and the checkpoint holds
     optimizer, scheduler, EMA and every rank's data position, and gloo's 2-rank all-reduce is order-stable, so the
-    run restarted from step 4 ends on the same weights as a run never interrupted."""
+    run restarted from step 4 ends on the same weights as a run never interrupted. Rank 1 is killed while both ranks
+    are paused just after the step-4 checkpoint."""
     import torch
 
     from pipelines.train import fit, plan_for
@@ -65,18 +58,28 @@ def test_killed_training_worker_resumes_to_the_same_weights(ray_session, tmp_pat
     plan = plan_for(settings, shards)
     out = tmp_path / "killed"
     killed: list[int] = []
+    seen: dict[str, object] = {}
+    point = "train-checkpoint-4"
+    pause_points.arm(point)
 
     def killer() -> None:
-        if _wait_for(out / "condenser" / "checkpoints" / "step-00000004" / "COMPLETE", 300):
+        try:
+            seen["paused"] = pause_points.wait(point, 300, count=2)  # both ranks, the step-4 checkpoint published
+            seen["complete"] = (out / "condenser" / "checkpoints" / "step-00000004" / "COMPLETE").exists()
             pid = json.loads((out / "condenser" / "workers" / "rank-1.json").read_text())["pid"]
             if _kill(pid):
                 killed.append(pid)
+        except BaseException as exc:  # reported by the test's assertions, not lost in the thread
+            seen["error"] = exc
+        finally:
+            pause_points.release(point)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     result = fit(plan, str(out), settings, progress=False)
     thread.join(5)
-    assert killed, "the worker was not killed"
+    assert "error" not in seen, seen
+    assert killed and killed[0] in seen["paused"] and seen["complete"], (killed, seen)
     new_pid = json.loads((out / "condenser" / "workers" / "rank-1.json").read_text())["pid"]
     assert new_pid != killed[0]  # Ray Train started a new worker group
     assert result["step"] == 8
@@ -125,7 +128,8 @@ num_cpus = 2
 
 
 @pytest.mark.timeout(600)
-def test_killed_driver_resumes_without_duplicate_or_lost_steps(tmp_path):
+def test_killed_driver_resumes_without_duplicate_or_lost_steps(pause_points, tmp_path):
+    """The driver is killed (with its Ray) while both ranks are paused just after the step-3 checkpoint."""
     from seeclear_bench.checkpoints import list_checkpoints
     from seeclear_bench.layout import TrainFolder
     from seeclear_bench.train import read_log
@@ -133,16 +137,17 @@ def test_killed_driver_resumes_without_duplicate_or_lost_steps(tmp_path):
     spec, out = _spec(tmp_path, steps=9), tmp_path / "run"
     stage = out / "train" / "condenser"
     cli = [str(Path(sys.executable).parent / "seeclear-bench"), "run", str(spec), "--out", str(out), "--no-progress"]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # with SEECLEAR_TEST_PAUSE_DIR
+    pause_points.arm("train-checkpoint-3")
     proc = subprocess.Popen(cli, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(stage / "checkpoints" / "step-00000003" / "COMPLETE", 400)
+        pause_points.wait("train-checkpoint-3", 400, count=2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, its local Ray and the training workers
         proc.wait(30)
-    first = [s for s, _ in list_checkpoints(str(stage / "checkpoints"))]
-    assert first and first[-1] < 9
+        pause_points.release("train-checkpoint-3")
+    assert [s for s, _ in list_checkpoints(str(stage / "checkpoints"))] == [3]
     done = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=500, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     steps = [int(r["step"]) for r in read_log(TrainFolder(str(out / "train")), "condenser")]
@@ -151,7 +156,9 @@ def test_killed_driver_resumes_without_duplicate_or_lost_steps(tmp_path):
 
 
 @pytest.mark.timeout(420)
-def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_session, tmp_path):
+def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_session, pause_points, tmp_path):
+    """An actor is killed mid-video (one frame of it written, no record yet); its video is redone whole by the
+    restarted actor, and no video is left missing or half-written."""
     from seeclear_bench.data.demo import write_demo_source
     from seeclear_bench.data.frames import decode_frame
     from seeclear_bench.predict import RECORD, videos_from_url
@@ -164,21 +171,29 @@ def test_killed_inference_actor_leaves_no_missing_or_half_written_video(ray_sess
     rows = videos_from_url(str(tmp_path / "lr"), dataset="lr", layout="clips")
     out = tmp_path / "out"
     killed: list[int] = []
+    seen: dict[str, object] = {}
+    point = "predict-first-frame-written"
+    pause_points.arm(point)
 
     def killer() -> None:
-        end = time.monotonic() + 200
-        while time.monotonic() < end and not list(out.glob("lr/*/*.png")):  # inside its first video: kill it
-            time.sleep(0.05)
-        if (out / "_actors").exists():
-            pids = [json.loads(p.read_text())["pid"] for p in (out / "_actors").glob("actor-*.json")]
-            if pids and _kill(pids[0]):
-                killed.append(pids[0])
+        try:
+            pid = pause_points.wait(point, 200)[0]
+            # mid-video: a clip with frames and no record yet
+            seen["half"] = [p.name for p in out.glob("lr/*") if list(p.glob("*.png"))
+                            and not (p / "_records" / f"{RECORD}.json").exists()]
+            if _kill(pid):
+                killed.append(pid)
+        except BaseException as exc:
+            seen["error"] = exc
+        finally:
+            pause_points.release(point)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     counts = infer_videos(rows, str(out), checkpoint=ckpt, steps=1, actors=2, progress=False)
     thread.join(5)
-    assert killed, "no actor was killed"
+    assert "error" not in seen, seen
+    assert killed and seen["half"], (killed, seen)
     assert counts["written"] == len(rows) == 5
     for row in rows:
         folder = out / "lr" / row["clip_id"]

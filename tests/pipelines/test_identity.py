@@ -68,6 +68,7 @@ def test_prepare_then_run_rewrites_no_shard_and_reuses_every_unit(tmp_path, sour
 def test_a_new_metric_scores_only_that_metric(tmp_path, monkeypatch):
     """`score_with_reuse` keeps (method, metric) results whose inputs are unchanged; only the rest is computed."""
     import seeclear_bench.metrics.scoring as scoring
+    from seeclear_bench.layout import RunLayout
     from seeclear_bench.stages import score_with_reuse
 
     rng = np.random.default_rng(0)
@@ -82,12 +83,12 @@ def test_a_new_metric_scores_only_that_metric(tmp_path, monkeypatch):
         return real(p, g, **kw)
 
     monkeypatch.setattr(scoring, "score_clip", counting)
-    part = str(tmp_path / "parts" / "d" / "c.parquet")
+    layout = RunLayout(str(tmp_path))
 
     def score(methods, metrics):
-        return score_with_reuse(part, dataset="d", clip="c", gt=("gt", lambda: gt),
+        return score_with_reuse(layout, dataset="d", clip="c", gt=("gt", lambda: gt),
                                 preds={m: (f"digest-{m}", lambda m=m: preds[m]) for m in methods},
-                                metrics=metrics, protocol_name="basicsr-reds4-rgb")
+                                metrics=metrics, protocols=["basicsr-reds4-rgb"])
 
     first = score(["a"], ["psnr"])
     assert calls == [(("a",), ("psnr",))]
@@ -103,7 +104,7 @@ def test_a_new_metric_scores_only_that_metric(tmp_path, monkeypatch):
     calls.clear()
     again = score(["a", "b"], ["psnr", "ssim"])
     assert calls == [] and len(again) == 2 * 2 * 3
-    record = json.loads((tmp_path / "parts" / "d" / "c.json").read_text())
+    record = json.loads((tmp_path / "metrics" / "parts" / "d" / "basicsr-reds4-rgb" / "c.json").read_text())
     assert set(record["methods"]) == {"a", "b", "ground-truth"} and set(record["metrics"]) == {"psnr", "ssim"}
 
 

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -39,7 +38,7 @@ def _table(run: str) -> pd.DataFrame:
     return frames[[*KEYS, "value", "protocol_hash", "metric_hash"]].sort_values(KEYS).reset_index(drop=True)
 
 
-def test_killed_evaluation_resumes_to_the_same_table(tmp_path, ray_session):
+def test_killed_evaluation_resumes_to_the_same_table(tmp_path, ray_session, pause_points):
     from pipelines.run import run
     from seeclear_bench.config import RunConfig
     from seeclear_bench.data.demo import write_demo_source
@@ -53,15 +52,16 @@ def test_killed_evaluation_resumes_to_the_same_table(tmp_path, ray_session):
 
     spec_file = tmp_path / "evaluate.toml"
     spec_file.write_text(_spec(source, ["evaluate", "report"]))
+    point = "metrics-part-written"
+    pause_points.arm(point)  # the first clip's part is written, then its task waits there (one task at a time)
     proc = subprocess.Popen([sys.executable, "-m", "seeclear_bench.cli", "run", str(spec_file), "--out", broken,
                              "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    parts = tmp_path / "broken" / "metrics" / "parts" / "clips"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and not list(parts.glob("*.json")):
-        time.sleep(0.02)
+    parts = tmp_path / "broken" / "metrics" / "parts" / "clips" / "basicsr-vid4-y"
+    pause_points.wait(point, timeout=180)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, its Ray and every worker, mid-run
     proc.wait(timeout=30)
+    pause_points.release(point)  # the resumed run below passes the point without stopping
     done = {p.stem: p.stat().st_mtime_ns for p in parts.glob("*.json")}
     assert 0 < len(done) < 5, f"the kill should land part way, found {len(done)} of 5 clips scored"
     assert not (tmp_path / "broken" / "metrics" / "frames.parquet").exists()

@@ -50,6 +50,33 @@ def test_demo_writes_every_stage(demo_run):
     assert all(word in text for word in ("bicubic", "lanczos", "seeclear", "demo-train", "demo-heldout"))
 
 
+def _board_rows(markdown: str) -> dict[str, list[float]]:
+    """The leaderboard table's numbers by method, marks dropped (the first table of a leaderboard.md)."""
+    import re
+
+    lines = markdown.split("\n## ")[0].splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Method")]
+    return {row.split("|")[1].strip(): [float(v) for v in re.findall(r"\d+\.\d+", "|".join(row.split("|")[2:]))]
+            for row in rows}
+
+
+def test_committed_demo_leaderboard_is_what_the_demo_makes(demo_run):
+    """reports/demo-leaderboard.md is current: its table (methods in the same order, every value) is what the demo
+    makes now, within one unit of the last displayed digit (another CPU may round a last digit the other way).
+    Refresh it with `make demo`."""
+    from pathlib import Path
+
+    out, _ = demo_run
+    ours = _board_rows(io.read_bytes(io.join(out, "leaderboard.md")).decode())
+    committed = _board_rows((Path(__file__).resolve().parents[2] / "reports" / "demo-leaderboard.md").read_text())
+    assert list(committed) == list(ours), "row order differs: run `make demo` to refresh reports/"
+    for method, values in ours.items():
+        assert len(committed[method]) == len(values)
+        for mine, theirs in zip(values, committed[method]):
+            assert mine == pytest.approx(theirs, abs=1.01e-2 if mine > 1 else 1.01e-4), (
+                f"{method}: {values} vs committed {committed[method]}; run `make demo` to refresh reports/")
+
+
 def test_trained_seeclear_tiny_beats_bicubic_on_held_out_clips(demo_run):
     out, _ = demo_run
     frames = pd.read_parquet(io.join(out, "metrics", "frames.parquet"))
@@ -133,8 +160,7 @@ def test_corrupt_shard_is_named_and_prepare_rebuilds_it(tmp_path, demo_run):
         run(dataclasses.replace(cfg, stages=("upscale",)), out, progress=False)
     assert "\n" not in str(err.value) and member.startswith("tiny__astronaut_pan")
     # the whole video's shards verify before anything of it is written
-    assert not [p for p in (tmp_path / "run" / "predictions").rglob("*") if p.suffix in (".png", ".json")
-                and "_actors" not in p.parts]
+    assert not [p for p in (tmp_path / "run" / "predictions").rglob("*") if p.suffix in (".png", ".json")]
     # prepare notices the checksum mismatch, rewrites that shard, and the run then completes
     result = run(cfg, out, progress=False)
     assert result.n_rows == 2 * 5 * 2
@@ -179,7 +205,7 @@ def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
     out, _ = demo_run
     shards = io.join(out, "shards", "demo-heldout")
     clips = evaluate_folders(io.join(out, "predictions", "lanczos", "demo-heldout"), shards, method="lanczos",
-                             dataset="demo-heldout", protocol="basicsr-reds4-rgb", metrics=["psnr"],
+                             dataset="demo-heldout", protocols=["basicsr-reds4-rgb"], metrics=["psnr"],
                              out_url=str(tmp_path / "eval"), progress=False)
     pipeline = pd.read_parquet(io.join(out, "metrics", "clips.parquet"))
     want = pipeline[(pipeline["method"] == "lanczos") & (pipeline["dataset"] == "demo-heldout")
@@ -187,7 +213,7 @@ def test_evaluate_outside_predictions_against_a_shard_set(demo_run, tmp_path):
     got = clips.set_index("clip")["value"]
     pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_names=False)
     # a shard set as the predictions: its hr frames against themselves are identical frames (PSNR inf, kept per frame)
-    same = evaluate_folders(shards, shards, method="gt", dataset="demo-heldout", protocol="basicsr-reds4-rgb",
+    same = evaluate_folders(shards, shards, method="gt", dataset="demo-heldout", protocols=["basicsr-reds4-rgb"],
                             metrics=["psnr"], out_url=str(tmp_path / "same"), progress=False)
     frames = pd.read_parquet(tmp_path / "same" / "metrics" / "frames.parquet")
     assert np.isinf(frames["value"]).all() and (same["n_inf"] == same["n_frames"]).all()
@@ -201,7 +227,7 @@ def test_small_evaluate_in_this_process_equals_the_ray_path(demo_run, tmp_path):
 
     out, _ = demo_run
     shards = io.join(out, "shards", "demo-heldout")
-    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocol": "basicsr-reds4-rgb",
+    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocols": ["basicsr-reds4-rgb"],
               "metrics": ["psnr", "ssim", "tof"], "progress": False}
     pred = io.join(out, "predictions", "lanczos", "demo-heldout")
     local = evaluate_folders(pred, shards, out_url=str(tmp_path / "local"), executor="local", **kwargs)
@@ -233,6 +259,48 @@ def test_small_evaluate_in_this_process_equals_the_ray_path(demo_run, tmp_path):
     assert errors[0] == errors[1] and "\n" not in errors[0]
 
 
+def test_two_protocols_in_one_run_score_each_frame_once_per_protocol(demo_run, tmp_path):
+    """A spec asks for RGB and Y on one dataset: PSNR/SSIM rows under both, tOF (its own colour and crop) once under
+    the first; the Y numbers equal a Y-only run's; the leaderboard has one column group per protocol and no
+    conflict; a re-run reuses every part."""
+    import shutil
+
+    from pipelines import evaluate, report
+    from pipelines.evaluate_folders import run as evaluate_folders
+    from seeclear_bench.config import EvaluateConfig
+    from seeclear_bench.layout import RunLayout
+
+    out, _ = demo_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(out, run_dir, ignore=shutil.ignore_patterns("leaderboard*", "figures"))
+    rgb, y = "basicsr-reds4-rgb", "basicsr-vid4-y"
+    cfg = dataclasses.replace(RunConfig.demo(), evaluate=EvaluateConfig(
+        metrics=("psnr", "ssim", "tof"), protocols={"demo-heldout": (rgb, y)}))
+    layout = RunLayout(str(run_dir))
+    frames = evaluate.run(cfg, layout, "spec", progress=False)
+    held = frames[frames["dataset"] == "demo-heldout"]
+    assert set(held.loc[held["protocol"] == rgb, "metric"]) == {"psnr", "ssim", "tof"}
+    assert set(held.loc[held["protocol"] == y, "metric"]) == {"psnr", "ssim"}
+    assert set(frames.loc[frames["dataset"] == "demo-train", "protocol"]) == {rgb}
+    rgb_rows = held[(held["protocol"] == rgb) & (held["metric"] == "psnr")].set_index(["method", "clip", "frame"])
+    y_rows = held[(held["protocol"] == y) & (held["metric"] == "psnr")].set_index(["method", "clip", "frame"])
+    assert (y_rows["value"] > rgb_rows["value"].reindex(y_rows.index)).mean() > 0.9  # Y PSNR is higher than RGB
+    evaluate_folders(str(run_dir / "predictions" / "lanczos" / "demo-heldout"), str(run_dir / "shards" / "demo-heldout"),
+                     method="lanczos", dataset="demo-heldout", protocols=[y], metrics=["psnr"],
+                     out_url=str(tmp_path / "y-only"), progress=False, executor="local")
+    alone = pd.read_parquet(tmp_path / "y-only" / "metrics" / "frames.parquet").set_index(["clip", "frame"])["value"]
+    np.testing.assert_array_equal(y_rows.loc["lanczos", "value"].reindex(alone.index).to_numpy(), alone.to_numpy())
+    parts = sorted(p.relative_to(run_dir / "metrics" / "parts") for p in (run_dir / "metrics" / "parts").rglob("*.parquet"))
+    assert {p.parts[1] for p in parts if p.parts[0] == "demo-heldout"} == {rgb, y}
+    stamps = {p: (run_dir / "metrics" / "parts" / p).stat().st_mtime_ns for p in parts}
+    again = evaluate.run(cfg, layout, "spec", progress=False)
+    pd.testing.assert_frame_equal(again, frames)
+    assert {p: (run_dir / "metrics" / "parts" / p).stat().st_mtime_ns for p in parts} == stamps
+
+    text = report.run(frames, str(run_dir), title="t", html=False)
+    assert f"demo-heldout · {y}" in text and f"demo-heldout · {rgb}" in text and "Conflicts" not in text
+
+
 def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
     """A second run reuses every clip's verified rows; a changed frame re-scores only its clip."""
     import shutil
@@ -243,11 +311,12 @@ def test_evaluate_outside_predictions_resumes_per_clip(demo_run, tmp_path):
     out, _ = demo_run
     pred = tmp_path / "pred"
     shutil.copytree(io.join(out, "predictions", "lanczos", "demo-heldout"), pred)
-    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocol": "basicsr-reds4-rgb", "metrics": ["psnr"],
+    kwargs = {"method": "lanczos", "dataset": "demo-heldout", "protocols": ["basicsr-reds4-rgb"], "metrics": ["psnr"],
               "out_url": str(tmp_path / "eval"), "progress": False}
     shards = io.join(out, "shards", "demo-heldout")
     first = evaluate_folders(str(pred), shards, **kwargs)
-    parts = {p.stem: p for p in (tmp_path / "eval" / "metrics" / "parts" / "demo-heldout").glob("*.parquet")}
+    part_dir = tmp_path / "eval" / "metrics" / "parts" / "demo-heldout" / "basicsr-reds4-rgb"
+    parts = {p.stem: p for p in part_dir.glob("*.parquet")}
     assert set(parts) == {"chelsea_pan", "bunny_040"} and all(p.with_suffix(".json").exists() for p in parts.values())
     stamps = {c: p.stat().st_mtime_ns for c, p in parts.items()}
 
