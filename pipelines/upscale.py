@@ -93,6 +93,7 @@ def _run_pool(rows: Sequence[dict[str, Any]], kwargs: dict[str, Any], *, size: i
     queue = [json.dumps(r) for r in reversed(rows)]
     running: dict[Any, Any] = {}
     results = []
+    interrupted = False
     try:
         with tqdm(total=len(rows), desc=desc, unit="video", disable=None if progress else True, leave=False) as bar:
             for actor in actors:
@@ -105,9 +106,14 @@ def _run_pool(rows: Sequence[dict[str, Any]], kwargs: dict[str, Any], *, size: i
                 bar.update(1)
                 if queue:
                     running[actor.__call__.remote(queue.pop())] = actor
+    except KeyboardInterrupt:
+        # Killed mid-call, each actor's call would be reported by Ray on the driver's stdout ("Task ... failed ...
+        # will be retried"); the CLI shuts Ray down next, which ends the actors with the job, silently.
+        interrupted = True
+        raise
     finally:
-        for actor in actors:
-            with contextlib.suppress(Exception):  # Ray may be shutting down after an interrupt
+        for actor in [] if interrupted else actors:
+            with contextlib.suppress(Exception):  # Ray may be shutting down
                 ray.kill(actor)
     return results
 

@@ -113,23 +113,23 @@ def test_shutdown_ray_never_imports_ray():
 
 
 # -- the demo run, signalled --------------------------------------------------------------------------------------
-POINT = "shard-written"
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize(("signum", "whole_group"), [(signal.SIGINT, True), (signal.SIGTERM, False)],
-                         ids=["ctrl-c", "sigterm"])
-def test_signalled_run_exits_with_one_line_and_stops_ray(tmp_path, pause_points, signum, whole_group):
+@pytest.mark.parametrize(("signum", "whole_group", "point"), [
+    (signal.SIGINT, True, "shard-written"),  # a prepare task mid-stage
+    (signal.SIGTERM, False, "shard-written"),
+    (signal.SIGINT, True, "predict-first-frame-written"),  # a predict actor inside a video: Ray kills the actors
+], ids=["ctrl-c", "sigterm", "ctrl-c-in-upscale"])
+def test_signalled_run_exits_with_one_line_and_stops_ray(tmp_path, pause_points, signum, whole_group, point):
     import psutil
 
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # with SEECLEAR_TEST_PAUSE_DIR
-    pause_points.arm(POINT)
+    pause_points.arm(point)
     proc = subprocess.Popen([*EXE, "run", "--out", str(out), "--no-progress"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        (task, *_) = pause_points.wait(POINT, 240)  # a prepare task mid-stage: signalled there
+        (task, *_) = pause_points.wait(point, 240)  # signalled while a worker is paused there
         started = psutil.Process(proc.pid).children(recursive=True)
         assert task in {p.pid for p in started}
         assert any("raylet" in _cmdline(p) for p in started)
