@@ -121,9 +121,15 @@ def describe_plugin(name: str, cfg: PluginMethodConfig) -> dict[str, Any]:
 
 def _module_file(name: str, module_name: str) -> Path | None:
     """The file of the entry's module, found without running it (its parent packages are imported)."""
+    parents = {".".join(module_name.split(".")[: i + 1]) for i in range(module_name.count(".") + 1)}
     try:
-        spec = importlib.util.find_spec(module_name)
-    except Exception as exc:  # a parent package that fails to import, or is not a package
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name not in parents:
+                raise
+            spec = None  # a parent package that is not there
+    except Exception as exc:  # a parent package that fails to import (a missing dependency), or is not a package
         raise SeeClearError(f"method {name}: cannot find module {module_name!r} ({one_line(exc)})") from exc
     if spec is None:
         raise SeeClearError(f"method {name}: no module named {module_name!r}; install its package or put its folder "

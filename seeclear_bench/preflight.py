@@ -3,8 +3,9 @@
 :func:`check_run` looks, without starting Ray or building a model, at: the output folder (a folder, writable, with
 no file where the layout expects a folder), the sources the ``prepare`` stage reads (discovered once; the clips are
 handed back for the stage), the shard sets later stages read when the spec does not prepare them, the weights of the
-metrics ``evaluate`` computes, the SeeClear checkpoint (present and verified against its recorded digests) and the
-frozen pretrained distillers (Mask2Former, CLIPSeg) that training or sampling will load. Imports no ray.
+metrics ``evaluate`` computes, the SeeClear checkpoint (present and verified against its recorded digests), the
+frozen pretrained distillers (Mask2Former, CLIPSeg) that training or sampling will load, and the module or program of
+each method of your own. Imports no ray.
 """
 from __future__ import annotations
 
@@ -85,7 +86,24 @@ def check_run(cfg: RunConfig, layout: RunLayout) -> Preflight:
     if "evaluate" in stages:
         found.problems += _missing_weights(cfg.evaluate.metrics)
     found.problems += _checkpoint_problems(cfg)
+    if "upscale" in stages:
+        found.problems += _plugin_problems(cfg)
     return found
+
+
+def _plugin_problems(cfg: RunConfig) -> list[str]:
+    """Each method of your own the predict stage runs: its entry's module found, its command's program found (what
+    its identity needs, :func:`seeclear_bench.plugins.describe_plugin`; nothing is imported or run)."""
+    from seeclear_bench.plugins import describe_plugin
+
+    problems = []
+    for name in cfg.methods.names:
+        if name in cfg.methods.plugins:
+            try:
+                describe_plugin(name, cfg.methods.plugins[name])
+            except SeeClearError as exc:
+                problems.append(str(exc))
+    return problems
 
 
 def _missing_weights(metrics: tuple[str, ...]) -> list[str]:

@@ -16,8 +16,10 @@ def test_everything_missing_is_listed_in_one_line_before_ray_starts(tmp_path):
     spec.write_text(
         'name = "checks"\nstages = ["prepare", "upscale", "evaluate"]\n'
         f'[[data.sources]]\nname = "gone"\nurl = "{tmp_path / "absent-footage"}"\n'
-        '[methods]\nnames = ["bicubic", "seeclear"]\n'
+        '[methods]\nnames = ["bicubic", "seeclear", "mine", "theirs"]\n'
         f'[methods.seeclear]\ncheckpoint = "{tmp_path / "no-checkpoint"}"\n'
+        '[methods.mine]\nentry = "no_such_vsr_package.model:make"\n'
+        '[methods.theirs]\ncommand = "no-such-vsr-program {lr_dir} {out_dir} {scale}"\n'
         '[evaluate]\nmetrics = ["psnr", "dists"]\n')
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEECLEAR_WEIGHTS": str(empty), "TORCH_HOME": str(empty)}
     out = subprocess.run([*EXE, "run", str(spec), "--out", str(tmp_path / "out")], capture_output=True, text=True,
@@ -30,6 +32,8 @@ def test_everything_missing_is_listed_in_one_line_before_ray_starts(tmp_path):
     assert "dataset gone:" in line and "absent-footage" in line  # the source
     assert "weights 'vgg16'" in line and "weights 'dists'" in line  # every missing weight file
     assert "methods.seeclear.checkpoint" in line and "no-checkpoint" in line  # the checkpoint
+    assert "method mine: no module named 'no_such_vsr_package.model'" in line  # the plug-ins, before any stage
+    assert "method theirs: the command's program 'no-such-vsr-program' is not on PATH" in line
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # nothing written, no spec.json, no lock
 
 
