@@ -405,7 +405,8 @@ def weights_fetch(
     url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror) instead; one name only.")] = None,
 ) -> None:
     """Download weight files into the cache, verify their SHA-256 and record it (needs a network)."""
-    from seeclear_bench.metrics.weights import WEIGHTS, fetch, file_sha256
+    from seeclear_bench.download import file_sha256
+    from seeclear_bench.metrics.weights import WEIGHTS, fetch
 
     chosen = list(WEIGHTS) if all_ else list(names or [])
     if not chosen:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from seeclear_bench import io
 from seeclear_bench.errors import SeeClearError
 
 logger = logging.getLogger(__name__)
@@ -65,11 +66,7 @@ def file_sha256(path: Path | str) -> str:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     digest = _SHA_MEMO.get(key)
     if digest is None:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(CHUNK_BYTES):
-                h.update(block)
-        digest = _SHA_MEMO[key] = h.hexdigest()
+        digest = _SHA_MEMO[key] = io.sha256_url(str(path), CHUNK_BYTES)
     return digest
 
 
@@ -293,8 +290,6 @@ def read_downloads(path: Path, what: str) -> dict[str, Any]:
 
 def record_download(path: Path, what: str, name: str, entry: Mapping[str, Any], *, keep_first: bool = False) -> None:
     """Add (or, unless ``keep_first``, replace) ``name``'s entry in the record at ``path``, written atomically."""
-    from seeclear_bench import io
-
     records = read_downloads(path, what)
     if keep_first and name in records:
         return

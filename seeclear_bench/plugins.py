@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from seeclear_bench.download import file_sha256
 from seeclear_bench.errors import SeeClearError, did_you_mean, first_line, one_line
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDERS: Final = ("lr_dir", "out_dir", "scale")
 _ENTRY: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_DIGEST_CHUNK: Final = 1 << 20
 
 
 # -- checks of the spec (no file is read) -------------------------------------------------------------------------
@@ -109,14 +108,14 @@ def describe_plugin(name: str, cfg: PluginMethodConfig) -> dict[str, Any]:
         module_name = cfg.entry.split(":")[0]
         origin = _module_file(name, module_name)
         options = _jsonable_options(name, cfg.options)
-        files = {key: _sha256(Path(value)) for key, value in options.items()
+        files = {key: file_sha256(Path(value)) for key, value in options.items()
                  if isinstance(value, str) and value and os.path.isfile(value)}
         return {"entry": cfg.entry, "options": options, "package": _distribution(module_name.split(".")[0]),
-                "module_sha256": _sha256(origin) if origin else None, "files": files}
+                "module_sha256": file_sha256(origin) if origin else None, "files": files}
     argv = command_argv(cfg.command, f"methods.{name}")
     program = _program(name, argv[0])
-    files = {arg: _sha256(Path(arg)) for arg in argv[1:] if "{" not in arg and os.path.isfile(arg)}
-    return {"command": cfg.command, "program_sha256": _sha256(program), "files": files}
+    files = {arg: file_sha256(Path(arg)) for arg in argv[1:] if "{" not in arg and os.path.isfile(arg)}
+    return {"command": cfg.command, "program_sha256": file_sha256(program), "files": files}
 
 
 def _module_file(name: str, module_name: str) -> Path | None:
@@ -170,14 +169,6 @@ def _program(name: str, program: str) -> Path:
         where = "is not an executable file" if os.sep in program else "is not on PATH"
         raise SeeClearError(f"method {name}: the command's program {program!r} {where}")
     return Path(os.path.abspath(found))  # not resolved: a virtualenv's python is a link that must stay one
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_DIGEST_CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- the two kinds ----------------------------------------------------------------------------------------------

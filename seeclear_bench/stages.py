@@ -242,8 +242,9 @@ def score_with_reuse(
     parts = []
     for name in protocols:
         protocol = get_protocol(name)
-        todo = [m for m in metrics if same_values_under(m, protocol) not in seen]
-        seen |= {same_values_under(m, protocol) for m in todo}
+        keys = {m: same_values_under(m, protocol) for m in metrics}
+        todo = [m for m in metrics if keys[m] not in seen]
+        seen |= {keys[m] for m in todo}
         if todo:
             parts.append(_score_part(None if layout is None else layout.metrics_part(dataset, clip, name),
                                      dataset=dataset, clip=clip, gt=gt, preds=preds, metrics=todo,

@@ -251,8 +251,7 @@ def summary_text(datasets_df: pd.DataFrame, *, width: int = 100) -> str:
         spec = get_metric(metric)
         label = f"{spec.display_name or metric.upper()}{'↑' if spec.higher_better else '↓'}"
         out[label] = [("-" if pd.isna(v) else f"{v:.{spec.decimals}f}") for v in table[metric]]
-    text = out.reset_index().to_string(index=False, line_width=width)
-    return text
+    return out.reset_index().to_string(index=False, line_width=width)
 
 
 def _frame_means(frames_df: pd.DataFrame, proto: Protocol, keys: pd.DataFrame) -> np.ndarray:

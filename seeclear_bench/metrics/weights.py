@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from seeclear_bench.download import digest_matches, download, read_downloads, record_download
-from seeclear_bench.download import file_sha256 as file_sha256
+from seeclear_bench.download import digest_matches, download, file_sha256, read_downloads, record_download
 from seeclear_bench.errors import SeeClearError, did_you_mean
 
 logger = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 predict stage as the built-ins; their records, resume and provenance; each bad plug-in in one line."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -215,7 +216,8 @@ def test_bad_tables_are_one_line(methods, message):
 
 # -- in one process (what an actor does with one video) ------------------------------------------------------------
 def test_entry_and_command_predict_record_and_describe(tmp_path, plugin_module, script, rows):
-    from seeclear_bench.plugins import _sha256
+    def _sha256(path: Path) -> str:  # independent of the library's hashing
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
     cfg = MethodsConfig(names=("mine", "fn", "cmd"), plugins={
         "mine": PluginMethodConfig(entry=f"{plugin_module}:make", options={"tag": "t1"}),
